@@ -1,0 +1,184 @@
+//! Multi-head self-attention without biases, `A(X)`.
+//!
+//! # Formula
+//! `Q = X W_q`, `K = X W_k`, `V = X W_v`, split column-wise into `H` heads of width
+//! `d_h = d / H`; `P_h = softmax(Q_h K_hᵀ / sqrt(d_h) + mask)` row by row;
+//! `A(X) = concat_h(P_h V_h) W_o`. The `causal` mask lets token `i` attend to `j ≤ i`.
+//!
+//! Backward (per head, `G_O = ∂ℓ/∂O`): `∂ℓ/∂P = G_O Vᵀ`, `∂ℓ/∂V = Pᵀ G_O`,
+//! `∂ℓ/∂S = P ⊙ (∂ℓ/∂P − rowsum(P ⊙ ∂ℓ/∂P))`, `∂ℓ/∂Q = ∂ℓ/∂S · K / sqrt(d_h)`,
+//! `∂ℓ/∂K = (∂ℓ/∂S)ᵀ Q / sqrt(d_h)`.
+
+use crate::choice_enum;
+use crate::real::Real;
+use ndarray::{s, Array2, ArrayView2, Axis, Zip};
+
+choice_enum!(
+    /// Attention mask.
+    Mask, "mask", {
+        /// Every token attends to every token.
+        Bidirectional => "bidirectional",
+        /// Token `i` attends to tokens `j ≤ i`.
+        Causal => "causal",
+    }
+);
+
+/// The four `d × d` projections of one attention sublayer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttnWeights<T> {
+    pub w_q: Array2<T>,
+    pub w_k: Array2<T>,
+    pub w_v: Array2<T>,
+    pub w_o: Array2<T>,
+}
+
+impl<T: Real> AttnWeights<T> {
+    /// The weights' names, in the order of [`AttnWeights::each`].
+    pub const NAMES: [&'static str; 4] = ["attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o"];
+
+    /// The four matrices in the order of [`AttnWeights::NAMES`].
+    pub fn each(&self) -> [&Array2<T>; 4] {
+        [&self.w_q, &self.w_k, &self.w_v, &self.w_o]
+    }
+
+    /// Mutable access in the order of [`AttnWeights::NAMES`].
+    pub fn each_mut(&mut self) -> [&mut Array2<T>; 4] {
+        [&mut self.w_q, &mut self.w_k, &mut self.w_v, &mut self.w_o]
+    }
+}
+
+/// What the backward pass of attention needs besides its input.
+#[derive(Clone, Debug)]
+pub struct AttnCache<T> {
+    q: Array2<T>,
+    k: Array2<T>,
+    v: Array2<T>,
+    /// One `n × n` attention matrix per head.
+    p: Vec<Array2<T>>,
+    /// `concat_h(P_h V_h)`.
+    o: Array2<T>,
+}
+
+impl<T> AttnCache<T> {
+    /// The attention matrices, one per head.
+    pub fn probs(&self) -> &[Array2<T>] {
+        &self.p
+    }
+}
+
+/// Row-wise softmax of `s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
+fn softmax_rows<T: Real>(s: &mut Array2<T>, mask: Mask) {
+    for (i, mut row) in s.axis_iter_mut(Axis(0)).enumerate() {
+        let keep = match mask {
+            Mask::Bidirectional => row.len(),
+            Mask::Causal => i + 1,
+        };
+        let mut live = row.slice_mut(s![..keep]);
+        let max = live.fold(T::neg_infinity(), |m, &v| m.max(v));
+        live.mapv_inplace(|v| (v - max).exp());
+        let z = live.sum();
+        live.mapv_inplace(|v| v / z);
+        row.slice_mut(s![keep..]).fill(T::zero());
+    }
+}
+
+/// `A(X)` and its cache.
+pub fn forward<T: Real>(
+    w: &AttnWeights<T>,
+    x: ArrayView2<T>,
+    heads: usize,
+    mask: Mask,
+) -> (Array2<T>, AttnCache<T>) {
+    let (n, d) = x.dim();
+    let dh = d / heads;
+    let inv = T::of(1.0 / (dh as f64).sqrt());
+    let q = x.dot(&w.w_q);
+    let k = x.dot(&w.w_k);
+    let v = x.dot(&w.w_v);
+    let mut o = Array2::zeros((n, d));
+    let mut p = Vec::with_capacity(heads);
+    for h in 0..heads {
+        let cols = s![.., h * dh..(h + 1) * dh];
+        let mut sc = q.slice(cols).dot(&k.slice(cols).t());
+        sc.mapv_inplace(|v| v * inv);
+        softmax_rows(&mut sc, mask);
+        o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
+        p.push(sc);
+    }
+    let out = o.dot(&w.w_o);
+    (out, AttnCache { q, k, v, p, o })
+}
+
+/// `∂ℓ/∂X` and the weight gradients, from `∂ℓ/∂A(X)`.
+pub fn backward<T: Real>(
+    w: &AttnWeights<T>,
+    cache: &AttnCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    heads: usize,
+) -> (Array2<T>, AttnWeights<T>) {
+    let (n, d) = x.dim();
+    let dh = d / heads;
+    let inv = T::of(1.0 / (dh as f64).sqrt());
+    let g_o = g_out.dot(&w.w_o.t());
+    let gw_o = cache.o.t().dot(&g_out);
+    let mut gq = Array2::zeros((n, d));
+    let mut gk = Array2::zeros((n, d));
+    let mut gv = Array2::zeros((n, d));
+    for (h, p) in cache.p.iter().enumerate() {
+        let cols = s![.., h * dh..(h + 1) * dh];
+        let g_oh = g_o.slice(cols);
+        let mut gs = g_oh.dot(&cache.v.slice(cols).t());
+        gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
+        Zip::from(gs.rows_mut())
+            .and(p.rows())
+            .for_each(|mut gp, pr| {
+                let dot = gp.iter().zip(pr.iter()).map(|(&a, &b)| a * b).sum::<T>();
+                Zip::from(&mut gp).and(&pr).for_each(|g, &pv| *g = pv * (*g - dot));
+            });
+        gs.mapv_inplace(|v| v * inv);
+        gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
+        gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
+    }
+    let gx = gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t());
+    let grads = AttnWeights {
+        w_q: x.t().dot(&gq),
+        w_k: x.t().dot(&gk),
+        w_v: x.t().dot(&gv),
+        w_o: gw_o,
+    };
+    (gx, grads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{gaussian, stream_rng};
+
+    #[test]
+    fn zero_query_attention_is_exactly_uniform() {
+        let mut rng = stream_rng(0, 0, 0);
+        let (n, d) = (5, 8);
+        let x: Array2<f64> = gaussian(&mut rng, n, d, 1.0);
+        let mut w = AttnWeights {
+            w_q: Array2::zeros((d, d)),
+            w_k: gaussian(&mut rng, d, d, 0.3),
+            w_v: gaussian(&mut rng, d, d, 0.3),
+            w_o: gaussian(&mut rng, d, d, 0.3),
+        };
+        w.w_q.fill(0.0);
+        let (_, c) = forward(&w, x.view(), 2, Mask::Bidirectional);
+        for p in c.probs() {
+            assert!(p.iter().all(|&v| v == 1.0 / n as f64));
+        }
+        let (_, c) = forward(&w, x.view(), 2, Mask::Causal);
+        for p in c.probs() {
+            for i in 0..n {
+                for j in 0..n {
+                    let want = if j <= i { 1.0 / (i + 1) as f64 } else { 0.0 };
+                    assert_eq!(p[[i, j]], want);
+                }
+            }
+        }
+    }
+}

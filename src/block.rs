@@ -1,0 +1,336 @@
+//! One block's computation as a small tape: forward ops are recorded with what their
+//! backward needs, then replayed in reverse. A placement (see [`crate::placement`]) writes its
+//! block formula with the tape's methods, so every placement gets an exact backward pass
+//! for free and a new placement is one `match` arm.
+//!
+//! The tape also records the probes that the per-block metrics need: the second moment of
+//! each sublayer output (`branch_q`) and of the sum entering the closing norm (`q_pre_norm`).
+
+use crate::attention::{self, AttnCache, AttnWeights, Mask};
+use crate::ffn::{self, Activation, FfnCache, FfnWeights};
+use crate::moe::{self, MoeCache, MoeWeights};
+use crate::norm::{self, second_moment, Norm, NormCache};
+use crate::real::Real;
+use ndarray::Array2;
+
+/// Index of a value on a [`Tape`].
+pub type Node = usize;
+
+/// The feed-forward sublayer's weights: one network or a mixture of experts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FfnBlockWeights<T> {
+    Dense(FfnWeights<T>),
+    Moe(MoeWeights<T>),
+}
+
+/// Every weight of one block. Gradients use the same type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockWeights<T> {
+    pub attn: AttnWeights<T>,
+    /// `None` for the attention-only controls.
+    pub ffn: Option<FfnBlockWeights<T>>,
+}
+
+impl<T: Real> BlockWeights<T> {
+    /// `(name, matrices)` for every weight, experts of a mixture grouped under one name.
+    pub fn named(&self) -> Vec<(&'static str, Vec<&Array2<T>>)> {
+        let mut v: Vec<(&'static str, Vec<&Array2<T>>)> = AttnWeights::<T>::NAMES
+            .iter()
+            .zip(self.attn.each())
+            .map(|(&n, m)| (n, vec![m]))
+            .collect();
+        match &self.ffn {
+            None => {}
+            Some(FfnBlockWeights::Dense(f)) => {
+                for (suffix, m) in f.each() {
+                    v.push((ffn_name(suffix), vec![m]));
+                }
+            }
+            Some(FfnBlockWeights::Moe(m)) => {
+                v.push(("moe.w_r", vec![&m.w_r]));
+                let first = &m.experts[0];
+                for (j, (suffix, _)) in first.each().into_iter().enumerate() {
+                    let all = m.experts.iter().map(|e| e.each()[j].1).collect();
+                    v.push((moe_name(suffix), all));
+                }
+            }
+        }
+        v
+    }
+
+    /// Every matrix, mutably, in the order of [`BlockWeights::named`] (experts in order).
+    pub fn matrices_mut(&mut self) -> Vec<&mut Array2<T>> {
+        let mut v: Vec<&mut Array2<T>> = self.attn.each_mut().into_iter().collect();
+        match &mut self.ffn {
+            None => {}
+            Some(FfnBlockWeights::Dense(f)) => v.extend(f.each_mut()),
+            Some(FfnBlockWeights::Moe(m)) => {
+                v.push(&mut m.w_r);
+                for e in &mut m.experts {
+                    v.extend(e.each_mut());
+                }
+            }
+        }
+        v
+    }
+
+    /// Frobenius norm of each named weight (for gradients: `‖∂ℓ/∂W‖_F`), in `f64`.
+    pub fn frobenius(&self) -> Vec<(&'static str, f64)> {
+        self.named()
+            .into_iter()
+            .map(|(n, ms)| {
+                let s: f64 = ms
+                    .iter()
+                    .flat_map(|m| m.iter())
+                    .map(|&v| v.f64() * v.f64())
+                    .sum();
+                (n, s.sqrt())
+            })
+            .collect()
+    }
+}
+
+fn ffn_name(suffix: &str) -> &'static str {
+    match suffix {
+        "w_1" => "ffn.w_1",
+        "w_2" => "ffn.w_2",
+        _ => "ffn.w_g",
+    }
+}
+
+fn moe_name(suffix: &str) -> &'static str {
+    match suffix {
+        "w_1" => "moe.w_1",
+        "w_2" => "moe.w_2",
+        _ => "moe.w_g",
+    }
+}
+
+/// The model settings a block's sublayers need.
+#[derive(Clone, Copy, Debug)]
+pub struct Sublayers {
+    pub norm: Norm,
+    pub heads: usize,
+    pub mask: Mask,
+    pub act: Activation,
+    /// Experts per token for a mixture feed-forward (unused for a dense one).
+    pub top_k: usize,
+}
+
+/// Per-block measurements taken while the block runs forward.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Probe {
+    /// Second moment of the attention output `A(·)`, before any scale.
+    pub attn_q: Option<f64>,
+    /// Second moment of the feed-forward output `F(·)`, before any scale.
+    pub ffn_q: Option<f64>,
+    /// Second moment of the sum entering the block's closing norm.
+    pub q_pre_norm: Option<f64>,
+}
+
+enum Op<T> {
+    Norm { x: Node, cache: NormCache<T> },
+    Attn { x: Node, cache: AttnCache<T> },
+    Ffn { x: Node, cache: FfnCache<T> },
+    Moe { x: Node, cache: MoeCache<T> },
+    Scale { x: Node, c: T },
+    Add { xs: Vec<Node> },
+}
+
+/// A block's forward computation, recorded for its backward pass.
+pub struct Tape<'w, T> {
+    sub: Sublayers,
+    w: &'w BlockWeights<T>,
+    vals: Vec<Array2<T>>,
+    ops: Vec<(Op<T>, Node)>,
+    probe: Probe,
+}
+
+impl<'w, T: Real> Tape<'w, T> {
+    /// A tape whose node 0 is the block input `x`.
+    pub fn new(sub: Sublayers, w: &'w BlockWeights<T>, x: Array2<T>) -> (Self, Node) {
+        let tape = Tape {
+            sub,
+            w,
+            vals: vec![x],
+            ops: Vec::new(),
+            probe: Probe::default(),
+        };
+        (tape, 0)
+    }
+
+    fn push(&mut self, op: Op<T>, value: Array2<T>) -> Node {
+        self.vals.push(value);
+        let out = self.vals.len() - 1;
+        self.ops.push((op, out));
+        out
+    }
+
+    /// The value of a node.
+    pub fn value(&self, n: Node) -> &Array2<T> {
+        &self.vals[n]
+    }
+
+    /// The probes recorded so far.
+    pub fn probe(&self) -> Probe {
+        self.probe
+    }
+
+    /// `N(x)`.
+    pub fn norm(&mut self, x: Node) -> Node {
+        self.norm_gain(x, 1.0)
+    }
+
+    /// `gain · N(x)`.
+    pub fn norm_gain(&mut self, x: Node, gain: f64) -> Node {
+        let (y, cache) = norm::forward(self.sub.norm, self.vals[x].view(), T::of(gain));
+        self.push(Op::Norm { x, cache }, y)
+    }
+
+    /// `N(x)` closing the block: records `q_pre_norm = ‖x‖²/(n d)`.
+    pub fn closing_norm(&mut self, x: Node) -> Node {
+        self.probe.q_pre_norm = Some(second_moment(self.vals[x].view()));
+        self.norm(x)
+    }
+
+    /// `A(x)` with the block's attention weights.
+    pub fn attn(&mut self, x: Node) -> Node {
+        let (y, cache) =
+            attention::forward(&self.w.attn, self.vals[x].view(), self.sub.heads, self.sub.mask);
+        self.probe.attn_q = Some(second_moment(y.view()));
+        self.push(Op::Attn { x, cache }, y)
+    }
+
+    /// `F(x)` with the block's feed-forward weights (dense or mixture).
+    ///
+    /// # Panics
+    /// If the block has no feed-forward weights; [`crate::placement::Placement::has_ffn`]
+    /// decides which blocks have them, so this is a bug in a placement's formula.
+    pub fn ffn(&mut self, x: Node) -> Node {
+        let w = self.w;
+        let (y, op) = match w.ffn.as_ref().expect("placement uses F but has no FFN weights") {
+            FfnBlockWeights::Dense(f) => {
+                let (y, cache) = ffn::forward(f, self.sub.act, self.vals[x].view());
+                (y, Op::Ffn { x, cache })
+            }
+            FfnBlockWeights::Moe(m) => {
+                let (y, cache) = moe::forward(m, self.sub.act, self.sub.top_k, self.vals[x].view());
+                (y, Op::Moe { x, cache })
+            }
+        };
+        self.probe.ffn_q = Some(second_moment(y.view()));
+        self.push(op, y)
+    }
+
+    /// `c · x` (no op when `c = 1`).
+    pub fn scale(&mut self, c: f64, x: Node) -> Node {
+        if c == 1.0 {
+            return x;
+        }
+        let c = T::of(c);
+        let y = self.vals[x].mapv(|v| v * c);
+        self.push(Op::Scale { x, c }, y)
+    }
+
+    /// `Σ xs`.
+    pub fn add(&mut self, xs: &[Node]) -> Node {
+        let mut y = self.vals[xs[0]].clone();
+        for &x in &xs[1..] {
+            y += &self.vals[x];
+        }
+        self.push(Op::Add { xs: xs.to_vec() }, y)
+    }
+
+    /// `x + α · branch`.
+    pub fn residual(&mut self, x: Node, alpha: f64, branch: Node) -> Node {
+        let b = self.scale(alpha, branch);
+        self.add(&[x, b])
+    }
+
+    /// Takes the value of `out`, ending the forward pass without a backward.
+    pub fn into_value(mut self, out: Node) -> Array2<T> {
+        self.vals.swap_remove(out)
+    }
+
+    /// `∂ℓ/∂x` for the tape's input and every weight gradient, from `∂ℓ/∂out`.
+    pub fn backward(&self, out: Node, g_out: Array2<T>) -> (Array2<T>, BlockWeights<T>) {
+        let mut grads: Vec<Option<Array2<T>>> = vec![None; self.vals.len()];
+        grads[out] = Some(g_out);
+        let mut g_attn = None;
+        let mut g_ffn = None;
+        for (op, o) in self.ops.iter().rev() {
+            let Some(g) = grads[*o].take() else { continue };
+            match op {
+                Op::Norm { x, cache } => {
+                    let gx = norm::backward(self.sub.norm, cache, g.view());
+                    accumulate(&mut grads[*x], gx);
+                }
+                Op::Attn { x, cache } => {
+                    let (gx, gw) = attention::backward(
+                        &self.w.attn,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        self.sub.heads,
+                    );
+                    accumulate(&mut grads[*x], gx);
+                    g_attn = Some(gw);
+                }
+                Op::Ffn { x, cache } => {
+                    let Some(FfnBlockWeights::Dense(f)) = &self.w.ffn else {
+                        unreachable!("dense op recorded with dense weights")
+                    };
+                    let (gx, gw) =
+                        ffn::backward(f, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    accumulate(&mut grads[*x], gx);
+                    g_ffn = Some(FfnBlockWeights::Dense(gw));
+                }
+                Op::Moe { x, cache } => {
+                    let Some(FfnBlockWeights::Moe(m)) = &self.w.ffn else {
+                        unreachable!("mixture op recorded with mixture weights")
+                    };
+                    let (gx, gw) =
+                        moe::backward(m, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    accumulate(&mut grads[*x], gx);
+                    g_ffn = Some(FfnBlockWeights::Moe(gw));
+                }
+                Op::Scale { x, c } => {
+                    let c = *c;
+                    accumulate(&mut grads[*x], g.mapv(|v| v * c));
+                }
+                Op::Add { xs } => {
+                    for &x in xs {
+                        accumulate(&mut grads[x], g.clone());
+                    }
+                }
+            }
+        }
+        let gx = grads[0]
+            .take()
+            .unwrap_or_else(|| Array2::zeros(self.vals[0].raw_dim()));
+        let zero_like = |m: &Array2<T>| Array2::zeros(m.raw_dim());
+        let attn = g_attn.unwrap_or_else(|| AttnWeights {
+            w_q: zero_like(&self.w.attn.w_q),
+            w_k: zero_like(&self.w.attn.w_k),
+            w_v: zero_like(&self.w.attn.w_v),
+            w_o: zero_like(&self.w.attn.w_o),
+        });
+        let ffn = match (&self.w.ffn, g_ffn) {
+            (_, Some(g)) => Some(g),
+            (None, None) => None,
+            (Some(FfnBlockWeights::Dense(f)), None) => Some(FfnBlockWeights::Dense(f.zeros_like())),
+            (Some(FfnBlockWeights::Moe(m)), None) => Some(FfnBlockWeights::Moe(MoeWeights {
+                w_r: zero_like(&m.w_r),
+                experts: m.experts.iter().map(|e| e.zeros_like()).collect(),
+            })),
+        };
+        (gx, BlockWeights { attn, ffn })
+    }
+}
+
+fn accumulate<T: Real>(slot: &mut Option<Array2<T>>, g: Array2<T>) {
+    match slot {
+        Some(acc) => *acc += &g,
+        None => *slot = Some(g),
+    }
+}

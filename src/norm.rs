@@ -1,0 +1,130 @@
+//! Per-token normalization `N(·)` over features, with gain 1 and no bias.
+//!
+//! # Formula
+//! For a token `x ∈ R^d` and `eps = 1e-6`:
+//! - `layernorm`: `c = x − mean(x)`, `s = sqrt(mean(c²) + eps)`, `N(x) = c / s`;
+//! - `rmsnorm`: `s = sqrt(mean(x²) + eps)`, `N(x) = x / s`.
+//!
+//! Backward, with `y = N(x)` and upstream `g`:
+//! - `layernorm`: `∂ℓ/∂x = (g − mean(g) − y · mean(g ⊙ y)) / s`;
+//! - `rmsnorm`: `∂ℓ/∂x = (g − y · mean(g ⊙ y)) / s`.
+//!
+//! A `gain` multiplies the output (LayerNorm Scaling uses `l^{-1/2}`).
+
+use crate::choice_enum;
+use crate::real::Real;
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+
+choice_enum!(
+    /// Which normalization `N(·)` a stack uses.
+    Norm, "norm", {
+        /// Centre, then divide by the root mean square.
+        Layernorm => "layernorm",
+        /// Divide by the root mean square, no centring.
+        Rmsnorm => "rmsnorm",
+    }
+);
+
+/// The `eps` inside the square root, as in the spec.
+pub const EPS: f64 = 1e-6;
+
+/// What the backward pass of a norm needs.
+#[derive(Clone, Debug)]
+pub struct NormCache<T> {
+    /// `N(x)` before the gain.
+    pub y: Array2<T>,
+    /// `1 / s` per token.
+    pub inv_s: Array1<T>,
+    /// The output gain.
+    pub gain: T,
+}
+
+/// `gain · N(x)` row by row, with the cache for [`backward`].
+pub fn forward<T: Real>(norm: Norm, x: ArrayView2<T>, gain: T) -> (Array2<T>, NormCache<T>) {
+    let d = T::of(x.ncols() as f64);
+    let eps = T::of(EPS);
+    let mut y = x.to_owned();
+    let mut inv_s = Array1::zeros(x.nrows());
+    Zip::from(y.rows_mut())
+        .and(&mut inv_s)
+        .for_each(|mut row, is| {
+            if norm == Norm::Layernorm {
+                let mean = row.sum() / d;
+                row.mapv_inplace(|v| v - mean);
+            }
+            let ms = row.iter().map(|&v| v * v).sum::<T>() / d;
+            let r = T::one() / (ms + eps).sqrt();
+            row.mapv_inplace(|v| v * r);
+            *is = r;
+        });
+    let out = if gain == T::one() {
+        y.clone()
+    } else {
+        y.mapv(|v| v * gain)
+    };
+    (out, NormCache { y, inv_s, gain })
+}
+
+/// `∂ℓ/∂x` from `∂ℓ/∂(gain · N(x))`.
+pub fn backward<T: Real>(norm: Norm, cache: &NormCache<T>, g_out: ArrayView2<T>) -> Array2<T> {
+    let d = T::of(cache.y.ncols() as f64);
+    let mut gx = g_out.mapv(|v| v * cache.gain);
+    Zip::from(gx.rows_mut())
+        .and(cache.y.rows())
+        .and(&cache.inv_s)
+        .for_each(|mut g, y, &is| {
+            let gy = g.iter().zip(y.iter()).map(|(&a, &b)| a * b).sum::<T>() / d;
+            let gm = if norm == Norm::Layernorm {
+                g.sum() / d
+            } else {
+                T::zero()
+            };
+            Zip::from(&mut g).and(&y).for_each(|gv, &yv| {
+                *gv = (*gv - gm - yv * gy) * is;
+            });
+        });
+    gx
+}
+
+/// Second moment `‖X‖_F² / (n d)` of a matrix, accumulated in `f64`.
+pub fn second_moment<T: Real>(x: ArrayView2<T>) -> f64 {
+    let n = x.len().max(1) as f64;
+    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>() / n
+}
+
+/// Mean of each row (`n` values), in `f64`.
+pub fn row_means<T: Real>(x: ArrayView2<T>) -> Array1<f64> {
+    x.map(|v| v.f64()).mean_axis(Axis(1)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn layernorm_rows_have_zero_mean_and_unit_second_moment() {
+        let x = array![[1.0f64, 2.0, 3.0, 10.0], [-4.0, 0.5, 0.25, 7.0]];
+        let (y, _) = forward(Norm::Layernorm, x.view(), 1.0);
+        for row in y.rows() {
+            let m = row.sum() / 4.0;
+            let v = row.iter().map(|v| v * v).sum::<f64>() / 4.0;
+            assert!(m.abs() < 1e-15, "mean {m}");
+            // mean(y²) = v/(v + eps) exactly; v ≥ 1 here so 1 − mean(y²) ≤ eps.
+            assert!((v - 1.0).abs() <= EPS, "second moment {v}");
+        }
+    }
+
+    #[test]
+    fn rmsnorm_rows_have_unit_second_moment_and_keep_direction() {
+        let x = array![[1.0f64, -2.0, 3.0, 0.5]];
+        let (y, c) = forward(Norm::Rmsnorm, x.view(), 0.5);
+        let ms = c.y.iter().map(|v| v * v).sum::<f64>() / 4.0;
+        assert!((ms - 1.0).abs() <= EPS);
+        for (a, b) in x.iter().zip(y.iter()) {
+            assert!(a * b > 0.0);
+        }
+        let ms_out = y.iter().map(|v| v * v).sum::<f64>() / 4.0;
+        assert!((ms_out - 0.25).abs() <= EPS);
+    }
+}

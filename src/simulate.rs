@@ -1,0 +1,193 @@
+//! Runs a configuration over its seeds and summarizes every metric across them.
+//!
+//! Seeds (of one or many configurations) run in parallel on the current rayon pool; each
+//! seed is computed by one thread from its own random streams and the summaries are formed
+//! in seed order, so results are identical for any thread count.
+
+use crate::config::{ModelConfig, Precision, RawConfig, SimConfig};
+use crate::ffn::Activation;
+use crate::metrics::{Recorder, SeedRecord};
+use crate::real::Real;
+use crate::stack::{self, Pass};
+use crate::summary::Series;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A seed whose run hit a non-finite value.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SeedDivergence {
+    /// Seed index (`0..seeds`).
+    pub seed: usize,
+    pub block: usize,
+    pub pass: Pass,
+}
+
+impl std::fmt::Display for SeedDivergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pass = match self.pass {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+        };
+        write!(f, "seed {} diverged at block {} ({pass})", self.seed, self.block)
+    }
+}
+
+/// Metrics at block boundaries `l = 0..L`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Boundaries {
+    pub l: Vec<usize>,
+    pub q: Series,
+    pub log10_grad: Series,
+    /// `‖∂ℓ/∂X_l‖_F`, mean of the linear values (can underflow to 0 where `log10_grad`
+    /// cannot).
+    pub grad: Series,
+    pub token_cos: Series,
+    pub eff_rank: Series,
+    pub stable_rank: Series,
+    pub rank1_residual: Series,
+}
+
+/// Second moments of the sublayer outputs, per block.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BranchQ {
+    pub attn: Series,
+    pub ffn: Series,
+}
+
+/// Metrics per block `l = 1..L`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Blocks {
+    pub l: Vec<usize>,
+    /// The branch scale `α_l` of each block.
+    pub alpha: Vec<f64>,
+    pub adj_cos: Series,
+    pub q_pre_norm: Series,
+    pub branch_q: BranchQ,
+    pub log10_param_grad: BTreeMap<&'static str, Series>,
+    pub param_grad: BTreeMap<&'static str, Series>,
+}
+
+/// One configuration's results, summarized over its seeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunResult {
+    /// The resolved configuration, every default explicit.
+    pub config: RawConfig,
+    pub diverged: Vec<SeedDivergence>,
+    /// The loss `ℓ` (one value per seed, summarized).
+    pub loss: Series,
+    pub boundaries: Boundaries,
+    pub blocks: Blocks,
+}
+
+/// The weight names of a block, in the order of [`crate::block::BlockWeights::named`].
+pub fn weight_names(cfg: &ModelConfig) -> Vec<&'static str> {
+    let mut v = vec!["attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o"];
+    if cfg.placement.has_ffn() {
+        let gated = cfg.act == Activation::Swiglu;
+        match cfg.moe {
+            None => v.extend(["ffn.w_1", "ffn.w_2"]),
+            Some(_) => v.extend(["moe.w_r", "moe.w_1", "moe.w_2"]),
+        }
+        if gated {
+            v.push(if cfg.moe.is_some() { "moe.w_g" } else { "ffn.w_g" });
+        }
+    }
+    v
+}
+
+/// Runs seed `seed` (an index in `0..cfg.seeds`) of `cfg`.
+pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
+    match cfg.precision {
+        Precision::F32 => run_seed_as::<f32>(cfg, seed),
+        Precision::F64 => run_seed_as::<f64>(cfg, seed),
+    }
+}
+
+fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
+    let m = &cfg.model;
+    let mut rec = Recorder::new(m.depth, &weight_names(m));
+    let inputs = stack::inputs::<T>(m, cfg.seed, seed as u64);
+    let weights = |l| stack::block_weights::<T>(m, cfg.seed, seed as u64, l);
+    if let Err(d) = stack::run(m, weights, inputs, &mut rec) {
+        rec.record.diverged = Some(d);
+    }
+    rec.record
+}
+
+/// Runs every seed of every configuration, calling `progress` after each seed.
+pub fn simulate(cfgs: &[SimConfig], progress: &(dyn Fn() + Sync)) -> Vec<RunResult> {
+    let jobs: Vec<(usize, usize)> = cfgs
+        .iter()
+        .enumerate()
+        .flat_map(|(c, cfg)| (0..cfg.seeds).map(move |s| (c, s)))
+        .collect();
+    let records: Vec<SeedRecord> = jobs
+        .par_iter()
+        .map(|&(c, s)| {
+            let r = run_seed(&cfgs[c], s);
+            progress();
+            r
+        })
+        .collect();
+    let mut it = records.into_iter();
+    cfgs.iter()
+        .map(|cfg| summarize(cfg, it.by_ref().take(cfg.seeds).collect()))
+        .collect()
+}
+
+/// Summarizes the seed records of one configuration.
+pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>) -> RunResult {
+    let m = &cfg.model;
+    let col = |f: fn(&SeedRecord) -> &Vec<Option<f64>>| {
+        Series::over_seeds(seeds.iter().map(|s| f(s).as_slice()))
+    };
+    let loss: Vec<[Option<f64>; 1]> = seeds.iter().map(|s| [s.loss]).collect();
+    let names = weight_names(m);
+    let mut log10_param_grad = BTreeMap::new();
+    let mut param_grad = BTreeMap::new();
+    for (j, name) in names.iter().enumerate() {
+        let per_seed = || seeds.iter().map(|s| s.log10_param_grad[j].1.as_slice());
+        log10_param_grad.insert(*name, Series::over_seeds(per_seed()));
+        param_grad.insert(*name, Series::over_seeds_map(per_seed(), |v| 10f64.powf(v)));
+    }
+    RunResult {
+        config: cfg.to_raw(),
+        diverged: seeds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.diverged.map(|d| SeedDivergence {
+                    seed: i,
+                    block: d.block,
+                    pass: d.pass,
+                })
+            })
+            .collect(),
+        loss: Series::over_seeds(loss.iter().map(|v| v.as_slice())),
+        boundaries: Boundaries {
+            l: (0..=m.depth).collect(),
+            q: col(|s| &s.q),
+            log10_grad: col(|s| &s.log10_grad),
+            grad: Series::over_seeds_map(seeds.iter().map(|s| s.log10_grad.as_slice()), |v| {
+                10f64.powf(v)
+            }),
+            token_cos: col(|s| &s.token_cos),
+            eff_rank: col(|s| &s.eff_rank),
+            stable_rank: col(|s| &s.stable_rank),
+            rank1_residual: col(|s| &s.rank1_residual),
+        },
+        blocks: Blocks {
+            l: (1..=m.depth).collect(),
+            alpha: (1..=m.depth).map(|l| m.scale.alpha(l, m.depth)).collect(),
+            adj_cos: col(|s| &s.adj_cos),
+            q_pre_norm: col(|s| &s.q_pre_norm),
+            branch_q: BranchQ {
+                attn: col(|s| &s.branch_q_attn),
+                ffn: col(|s| &s.branch_q_ffn),
+            },
+            log10_param_grad,
+            param_grad,
+        },
+    }
+}

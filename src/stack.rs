@@ -1,0 +1,268 @@
+//! A stack of `L` blocks at initialization: inputs, weights, forward and backward.
+//!
+//! # Memory
+//! Only the `L + 1` block boundaries `X_l` are kept. Block `l`'s weights are drawn again from
+//! their own random stream (see [`crate::init`]) and its intermediates recomputed when the
+//! backward pass reaches it, so memory is `(L + 1) n d` values plus one block.
+//!
+//! # Backward scale
+//! The gradient `∂ℓ/∂X_l` is carried as a unit-norm direction and `log10 ‖∂ℓ/∂X_l‖_F`, so it
+//! neither underflows nor overflows at any depth (each block's backward is linear in its
+//! upstream gradient, so renormalizing between blocks is exact).
+
+use crate::attention::AttnWeights;
+use crate::block::{BlockWeights, FfnBlockWeights, Probe, Sublayers, Tape};
+use crate::config::ModelConfig;
+use crate::ffn::{Activation, FfnWeights};
+use crate::init::{gaussian, stream_rng, weight_std, Init};
+use crate::moe::MoeWeights;
+use crate::norm;
+use crate::real::Real;
+use ndarray::Array2;
+use ndarray_rand::rand_distr::StandardNormal;
+use ndarray_rand::RandomExt;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// The random inputs of one seed.
+#[derive(Clone, Debug)]
+pub struct Inputs<T> {
+    /// `X_0`: `x_i = sqrt(ρ0) z + sqrt(1 − ρ0) ε_i`.
+    pub x0: Array2<T>,
+    /// The loss projection `R ~ N(0, 1)`, `n × d`.
+    pub r: Array2<T>,
+}
+
+/// Draws `X_0` and `R` for seed `seed` (stream 0).
+pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
+    let (n, d) = (cfg.tokens, cfg.width);
+    let mut rng = stream_rng(master, seed, 0);
+    let z: Array2<f64> = Array2::random_using((1, d), StandardNormal, &mut rng);
+    let eps: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
+    let (a, b) = (cfg.rho0.sqrt(), (1.0 - cfg.rho0).sqrt());
+    let x0 = (&eps * b + &z * a).mapv(T::of);
+    let r = gaussian(&mut rng, n, d, 1.0);
+    Inputs { x0, r }
+}
+
+/// Draws the weights of block `l` (stream `l`), in the order
+/// `W_q, W_k, W_v, W_o`, then `W_1, W_2, W_g` (or `W_r` and each expert's).
+pub fn block_weights<T: Real>(cfg: &ModelConfig, master: u64, seed: u64, l: usize) -> BlockWeights<T> {
+    let mut rng = stream_rng(master, seed, l as u64);
+    let d = cfg.width;
+    let beta = cfg.placement.init_gain(cfg.depth);
+    let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo);
+    let mut attn = AttnWeights {
+        w_q: gaussian(&mut rng, d, d, std(d, d)),
+        w_k: gaussian(&mut rng, d, d, std(d, d)),
+        w_v: gaussian(&mut rng, d, d, std(d, d) * beta),
+        w_o: gaussian(&mut rng, d, d, std(d, d) * beta),
+    };
+    if cfg.init == Init::ZeroQuery {
+        attn.w_q.fill(T::zero());
+    }
+    let ffn = cfg.placement.has_ffn().then(|| match cfg.moe {
+        None => FfnBlockWeights::Dense(ffn_weights(cfg, &mut rng, beta)),
+        Some(m) => FfnBlockWeights::Moe(MoeWeights {
+            w_r: gaussian(&mut rng, d, m.experts, std(d, m.experts)),
+            experts: (0..m.experts)
+                .map(|_| ffn_weights(cfg, &mut rng, beta))
+                .collect(),
+        }),
+    });
+    BlockWeights { attn, ffn }
+}
+
+fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut ChaCha8Rng, beta: f64) -> FfnWeights<T> {
+    let (d, f) = (cfg.width, cfg.d_ff);
+    let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo) * beta;
+    let w_1 = gaussian(rng, d, f, std(d, f));
+    let w_2 = gaussian(rng, f, d, std(f, d));
+    let w_g = (cfg.act == Activation::Swiglu).then(|| gaussian(rng, d, f, std(d, f)));
+    FfnWeights { w_1, w_2, w_g }
+}
+
+/// Which pass found a non-finite value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pass {
+    Forward,
+    Backward,
+}
+
+/// A non-finite value: in the output of block `block` (forward), or in `∂ℓ/∂X_{block-1}`
+/// (backward through block `block`; `block = L + 1` means the loss gradient itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    pub block: usize,
+    pub pass: Pass,
+}
+
+/// Receives what a run computes, as it computes it.
+pub trait Observer<T> {
+    /// Block boundary `X_l`, `l = 0..=L`.
+    fn boundary(&mut self, _l: usize, _x: &Array2<T>) {}
+    /// Block `l` mapped `x_prev = X_{l-1}` to `x = X_l`, with its probes.
+    fn block(&mut self, _l: usize, _x_prev: &Array2<T>, _x: &Array2<T>, _probe: Probe) {}
+    /// The loss `ℓ`.
+    fn loss(&mut self, _loss: f64) {}
+    /// `∂ℓ/∂X_l = 10^{log10_norm} · dir` with `‖dir‖_F = 1`.
+    fn gradient(&mut self, _l: usize, _dir: &Array2<T>, _log10_norm: f64) {}
+    /// The weight gradients of block `l` are `10^{log10_scale}` times `grads`.
+    fn param_grads(&mut self, _l: usize, _grads: &BlockWeights<T>, _log10_scale: f64) {}
+}
+
+/// The sublayer settings of a model.
+pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
+    Sublayers {
+        norm: cfg.norm,
+        heads: cfg.heads,
+        mask: cfg.mask,
+        act: cfg.act,
+        top_k: cfg.moe.map_or(1, |m| m.top_k),
+    }
+}
+
+fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
+    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
+}
+
+fn all_finite<T: Real>(x: &Array2<T>) -> bool {
+    x.iter().all(|v| v.is_finite())
+}
+
+/// Runs the stack forward and backward on `inputs`, with block `l`'s weights from
+/// `weights(l)`, reporting everything to `obs`. Stops at the first non-finite value.
+pub fn run<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T>,
+    O: Observer<T>,
+{
+    let sub = sublayers(cfg);
+    let depth = cfg.depth;
+    let Inputs { x0, r } = inputs;
+    obs.boundary(0, &x0);
+    let mut xs = Vec::with_capacity(depth + 1);
+    xs.push(x0);
+    for l in 1..=depth {
+        let w = weights(l);
+        let (mut tape, x) = Tape::new(sub, &w, xs[l - 1].clone());
+        let out = cfg.placement.block(&mut tape, x, l, cfg);
+        let probe = tape.probe();
+        let y = tape.into_value(out);
+        if !all_finite(&y) {
+            return Err(Divergence {
+                block: l,
+                pass: Pass::Forward,
+            });
+        }
+        obs.block(l, &xs[l - 1], &y, probe);
+        obs.boundary(l, &y);
+        xs.push(y);
+    }
+
+    // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = N(X_L) or X_L.
+    let x_last = xs.pop().expect("depth + 1 boundaries");
+    let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
+    let g_y = r.mapv(|v| v * c);
+    let mut g = if cfg.placement.output_norm() {
+        let (y, cache) = norm::forward(cfg.norm, x_last.view(), T::one());
+        obs.loss(dot(&r, &y) * c.f64());
+        norm::backward(cfg.norm, &cache, g_y.view())
+    } else {
+        obs.loss(dot(&r, &x_last) * c.f64());
+        g_y
+    };
+    drop(x_last);
+
+    let mut log10_scale = 0.0;
+    let mut normalize = |g: &mut Array2<T>, l: usize, obs: &mut O| -> Result<f64, Divergence> {
+        let n = frobenius(g);
+        if !(n.is_finite() && n > 0.0) {
+            return Err(Divergence {
+                block: l + 1,
+                pass: Pass::Backward,
+            });
+        }
+        let inv = T::of(1.0 / n);
+        g.mapv_inplace(|v| v * inv);
+        log10_scale += n.log10();
+        obs.gradient(l, g, log10_scale);
+        Ok(log10_scale)
+    };
+    let mut scale = normalize(&mut g, depth, obs)?;
+    for l in (1..=depth).rev() {
+        let x_in = xs.pop().expect("one boundary per block");
+        let w = weights(l);
+        let (mut tape, x) = Tape::new(sub, &w, x_in);
+        let out = cfg.placement.block(&mut tape, x, l, cfg);
+        let (gx, gw) = tape.backward(out, g);
+        obs.param_grads(l, &gw, scale);
+        g = gx;
+        scale = normalize(&mut g, l - 1, obs)?;
+    }
+    Ok(())
+}
+
+fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
+    a.iter().zip(b.iter()).map(|(&x, &y)| x.f64() * y.f64()).sum()
+}
+
+/// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.
+pub fn loss<T: Real>(cfg: &ModelConfig, weights: &[BlockWeights<T>], inputs: &Inputs<T>) -> f64 {
+    struct Loss(f64);
+    impl<T> Observer<T> for Loss {
+        fn loss(&mut self, l: f64) {
+            self.0 = l;
+        }
+    }
+    let mut obs = Loss(f64::NAN);
+    // A divergence leaves the loss NaN, which is what a derivative check should see.
+    let _ = run(cfg, |l| weights[l - 1].clone(), inputs.clone(), &mut obs);
+    obs.0
+}
+
+/// Exact gradients of a stack with explicit weights: `∂ℓ/∂X_0` and each block's weight
+/// gradients, rebuilt from the engine's normalized directions.
+pub fn gradients<T: Real>(
+    cfg: &ModelConfig,
+    weights: &[BlockWeights<T>],
+    inputs: &Inputs<T>,
+) -> Result<(Array2<T>, Vec<BlockWeights<T>>), Divergence> {
+    struct Grads<T> {
+        x0: Option<Array2<T>>,
+        blocks: Vec<Option<BlockWeights<T>>>,
+    }
+    impl<T: Real> Observer<T> for Grads<T> {
+        fn gradient(&mut self, l: usize, dir: &Array2<T>, log10_norm: f64) {
+            if l == 0 {
+                let s = T::of(10f64.powf(log10_norm));
+                self.x0 = Some(dir.mapv(|v| v * s));
+            }
+        }
+        fn param_grads(&mut self, l: usize, grads: &BlockWeights<T>, log10_scale: f64) {
+            let s = T::of(10f64.powf(log10_scale));
+            let mut g = grads.clone();
+            for m in g.matrices_mut() {
+                m.mapv_inplace(|v| v * s);
+            }
+            self.blocks[l - 1] = Some(g);
+        }
+    }
+    let mut obs = Grads {
+        x0: None,
+        blocks: vec![None; weights.len()],
+    };
+    run(cfg, |l| weights[l - 1].clone(), inputs.clone(), &mut obs)?;
+    let blocks = obs
+        .blocks
+        .into_iter()
+        .map(|b| b.expect("every block visited"))
+        .collect();
+    Ok((obs.x0.expect("input gradient visited"), blocks))
+}
