@@ -134,7 +134,9 @@ pub fn backward<T: Real>(
             .and(p.rows())
             .for_each(|mut gp, pr| {
                 let dot = gp.iter().zip(pr.iter()).map(|(&a, &b)| a * b).sum::<T>();
-                Zip::from(&mut gp).and(&pr).for_each(|g, &pv| *g = pv * (*g - dot));
+                Zip::from(&mut gp)
+                    .and(&pr)
+                    .for_each(|g, &pv| *g = pv * (*g - dot));
             });
         gs.mapv_inplace(|v| v * inv);
         gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));

@@ -195,8 +195,12 @@ impl<'w, T: Real> Tape<'w, T> {
 
     /// `A(x)` with the block's attention weights.
     pub fn attn(&mut self, x: Node) -> Node {
-        let (y, cache) =
-            attention::forward(&self.w.attn, self.vals[x].view(), self.sub.heads, self.sub.mask);
+        let (y, cache) = attention::forward(
+            &self.w.attn,
+            self.vals[x].view(),
+            self.sub.heads,
+            self.sub.mask,
+        );
         self.probe.attn_q = Some(second_moment(y.view()));
         self.push(Op::Attn { x, cache }, y)
     }
@@ -208,7 +212,11 @@ impl<'w, T: Real> Tape<'w, T> {
     /// decides which blocks have them, so this is a bug in a placement's formula.
     pub fn ffn(&mut self, x: Node) -> Node {
         let w = self.w;
-        let (y, op) = match w.ffn.as_ref().expect("placement uses F but has no FFN weights") {
+        let (y, op) = match w
+            .ffn
+            .as_ref()
+            .expect("placement uses F but has no FFN weights")
+        {
             FfnBlockWeights::Dense(f) => {
                 let (y, cache) = ffn::forward(f, self.sub.act, self.vals[x].view());
                 (y, Op::Ffn { x, cache })

@@ -19,6 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run stacks at initialization and report per-layer metrics over seeds.
+    #[command(allow_negative_numbers = true)]
     Simulate(SimulateArgs),
 }
 

@@ -148,8 +148,25 @@ impl RawConfig {
             ($($f:ident),*) => { RawConfig { $($f: over.$f.clone().or(self.$f)),* } };
         }
         pick!(
-            placement, depth, width, tokens, heads, d_ff, seeds, seed, scale, norm, act, mask,
-            init, sigma_w, rho0, moe_experts, moe_top_k, inner_norm, precision
+            placement,
+            depth,
+            width,
+            tokens,
+            heads,
+            d_ff,
+            seeds,
+            seed,
+            scale,
+            norm,
+            act,
+            mask,
+            init,
+            sigma_w,
+            rho0,
+            moe_experts,
+            moe_top_k,
+            inner_norm,
+            precision
         )
     }
 
@@ -161,13 +178,15 @@ impl RawConfig {
                 format!("required (allowed: {}, all)", Placement::allowed()),
             )),
             Some("all") => Ok(Placement::ALL.to_vec()),
-            Some(s) => s.parse::<Placement>().map(|p| vec![p]).map_err(|_| {
-                ConfigError::UnknownValue {
-                    field: "placement",
-                    value: s.to_string(),
-                    allowed: format!("{}, all", Placement::allowed()),
-                }
-            }),
+            Some(s) => {
+                s.parse::<Placement>()
+                    .map(|p| vec![p])
+                    .map_err(|_| ConfigError::UnknownValue {
+                        field: "placement",
+                        value: s.to_string(),
+                        allowed: format!("{}, all", Placement::allowed()),
+                    })
+            }
         }
     }
 
@@ -286,7 +305,7 @@ impl RawConfig {
         let need = cfg.model.bytes_per_seed(cfg.precision);
         if need > MAX_BYTES {
             return Err(ConfigError::invalid(
-                "depth",
+                "depth/width/tokens/d-ff",
                 format!(
                     "this stack needs about {:.1} GiB per seed, more than the {:.0} GiB limit",
                     need / (1u64 << 30) as f64,
@@ -384,7 +403,11 @@ mod tests {
     fn resolved_config_round_trips() {
         let c = raw("span-outer").resolve().unwrap().remove(0);
         let json = serde_json::to_string(&c.to_raw()).unwrap();
-        let back = RawConfig::from_json(&json).unwrap().resolve().unwrap().remove(0);
+        let back = RawConfig::from_json(&json)
+            .unwrap()
+            .resolve()
+            .unwrap()
+            .remove(0);
         assert_eq!(back, c);
     }
 
@@ -392,21 +415,69 @@ mod tests {
     fn bad_values_name_their_field() {
         let cases: Vec<(RawConfig, &str)> = vec![
             (raw("nope"), "placement"),
-            (RawConfig { width: Some(10), heads: Some(4), ..raw("pre") }, "heads"),
-            (RawConfig { depth: Some(0), ..raw("pre") }, "depth"),
-            (RawConfig { rho0: Some(1.0), ..raw("pre") }, "rho0"),
-            (RawConfig { moe_experts: Some(2), moe_top_k: Some(3), ..raw("pre") }, "moe-top-k"),
-            (RawConfig { scale: Some("const:-2".into()), ..raw("pre") }, "scale"),
-            (RawConfig { inner_norm: Some(true), ..raw("pre") }, "inner-norm"),
-            (RawConfig { norm: Some("batchnorm".into()), ..raw("pre") }, "norm"),
+            (
+                RawConfig {
+                    width: Some(10),
+                    heads: Some(4),
+                    ..raw("pre")
+                },
+                "heads",
+            ),
+            (
+                RawConfig {
+                    depth: Some(0),
+                    ..raw("pre")
+                },
+                "depth",
+            ),
+            (
+                RawConfig {
+                    rho0: Some(1.0),
+                    ..raw("pre")
+                },
+                "rho0",
+            ),
+            (
+                RawConfig {
+                    moe_experts: Some(2),
+                    moe_top_k: Some(3),
+                    ..raw("pre")
+                },
+                "moe-top-k",
+            ),
+            (
+                RawConfig {
+                    scale: Some("const:-2".into()),
+                    ..raw("pre")
+                },
+                "scale",
+            ),
+            (
+                RawConfig {
+                    inner_norm: Some(true),
+                    ..raw("pre")
+                },
+                "inner-norm",
+            ),
+            (
+                RawConfig {
+                    norm: Some("batchnorm".into()),
+                    ..raw("pre")
+                },
+                "norm",
+            ),
         ];
         for (r, field) in cases {
             let e = r.resolve().unwrap_err().to_string();
             assert!(e.starts_with(field), "{e}");
         }
-        let e = RawConfig::from_json(r#"{"depht": 3}"#).unwrap_err().to_string();
+        let e = RawConfig::from_json(r#"{"depht": 3}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("depht"), "{e}");
-        let e = RawConfig::from_json(r#"{"depth": -3}"#).unwrap_err().to_string();
+        let e = RawConfig::from_json(r#"{"depth": -3}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("depth"), "{e}");
     }
 }

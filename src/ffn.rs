@@ -56,7 +56,8 @@ fn act_grad<T: Real>(a: Activation, u: T) -> T {
             }
         }
         Activation::Gelu => {
-            let pdf = (-(u * u) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+            let pdf =
+                (-(u * u) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             normal_cdf(u) + u * pdf
         }
         Activation::Swiglu => {
@@ -134,7 +135,9 @@ pub fn forward<T: Real>(
         (Some(wg), Activation::Swiglu) => {
             let g = x.dot(wg);
             let mut z = h.clone();
-            Zip::from(&mut z).and(&g).for_each(|z, &gv| *z *= act(a, gv));
+            Zip::from(&mut z)
+                .and(&g)
+                .for_each(|z, &gv| *z *= act(a, gv));
             (z, Some(g))
         }
         _ => (h.mapv(|u| act(a, u)), None),

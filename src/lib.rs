@@ -29,6 +29,7 @@
 pub mod attention;
 pub mod block;
 pub mod choice;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ffn;
@@ -43,4 +44,3 @@ pub mod scale;
 pub mod simulate;
 pub mod stack;
 pub mod summary;
-pub mod cli;

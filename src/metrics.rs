@@ -64,7 +64,11 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
     let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
     Boundary {
         q: trace / (n * d) as f64,
-        token_cos: if pairs > 0 { cos_sum / pairs as f64 } else { f64::NAN },
+        token_cos: if pairs > 0 {
+            cos_sum / pairs as f64
+        } else {
+            f64::NAN
+        },
         eff_rank: entropy.exp(),
         stable_rank: trace / lmax,
         rank1_residual: (centred / trace).sqrt(),

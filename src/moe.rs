@@ -62,7 +62,11 @@ pub fn forward<T: Real>(
     for (i, row) in logits.axis_iter(Axis(0)).enumerate() {
         let mut idx: Vec<usize> = (0..row.len()).collect();
         // Stable sort by decreasing logit: ties keep the lower index first.
-        idx.sort_by(|&p, &q| row[q].partial_cmp(&row[p]).unwrap_or(std::cmp::Ordering::Equal));
+        idx.sort_by(|&p, &q| {
+            row[q]
+                .partial_cmp(&row[p])
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         idx.truncate(top_k);
         let max = row[idx[0]];
         let mut z = T::zero();

@@ -131,7 +131,11 @@ pub fn table(r: &RunResult) -> String {
     let g = |v: Option<f64>| v.map_or(format!("{:>12}", "-"), |x| format!("{x:>12.5e}"));
     let b = &r.boundaries;
     for l in subsample(b.l.len() - 1) {
-        let adj = if l == 0 { None } else { r.blocks.adj_cos.mean[l - 1] };
+        let adj = if l == 0 {
+            None
+        } else {
+            r.blocks.adj_cos.mean[l - 1]
+        };
         let _ = writeln!(
             out,
             "{l:>6} {} {} {} {} {}",

@@ -133,7 +133,14 @@ mod tests {
 
     #[test]
     fn spelling_round_trips() {
-        for s in ["none", "sqrt-depth", "depth", "quarter-depth", "sqrt-layer", "const:0.25"] {
+        for s in [
+            "none",
+            "sqrt-depth",
+            "depth",
+            "quarter-depth",
+            "sqrt-layer",
+            "const:0.25",
+        ] {
             assert_eq!(s.parse::<Scale>().unwrap().to_string(), s);
         }
         assert!("const:-1".parse::<Scale>().is_err());

@@ -29,7 +29,11 @@ impl std::fmt::Display for SeedDivergence {
             Pass::Forward => "forward",
             Pass::Backward => "backward",
         };
-        write!(f, "seed {} diverged at block {} ({pass})", self.seed, self.block)
+        write!(
+            f,
+            "seed {} diverged at block {} ({pass})",
+            self.seed, self.block
+        )
     }
 }
 
@@ -90,7 +94,11 @@ pub fn weight_names(cfg: &ModelConfig) -> Vec<&'static str> {
             Some(_) => v.extend(["moe.w_r", "moe.w_1", "moe.w_2"]),
         }
         if gated {
-            v.push(if cfg.moe.is_some() { "moe.w_g" } else { "ffn.w_g" });
+            v.push(if cfg.moe.is_some() {
+                "moe.w_g"
+            } else {
+                "ffn.w_g"
+            });
         }
     }
     v

@@ -47,7 +47,12 @@ pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
 
 /// Draws the weights of block `l` (stream `l`), in the order
 /// `W_q, W_k, W_v, W_o`, then `W_1, W_2, W_g` (or `W_r` and each expert's).
-pub fn block_weights<T: Real>(cfg: &ModelConfig, master: u64, seed: u64, l: usize) -> BlockWeights<T> {
+pub fn block_weights<T: Real>(
+    cfg: &ModelConfig,
+    master: u64,
+    seed: u64,
+    l: usize,
+) -> BlockWeights<T> {
     let mut rng = stream_rng(master, seed, l as u64);
     let d = cfg.width;
     let beta = cfg.placement.init_gain(cfg.depth);
@@ -210,7 +215,10 @@ where
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
-    a.iter().zip(b.iter()).map(|(&x, &y)| x.f64() * y.f64()).sum()
+    a.iter()
+        .zip(b.iter())
+        .map(|(&x, &y)| x.f64() * y.f64())
+        .sum()
 }
 
 /// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.
