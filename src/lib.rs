@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod attention;
+pub mod bench;
 pub mod block;
 pub mod choice;
 pub mod cli;

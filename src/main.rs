@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Simulate(args) => cli::simulate(args),
+        Command::Bench(args) => cli::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,77 @@
+//! Benchmark workloads with an analytic FLOP count and peak memory.
+//!
+//! # FLOP count
+//! Matrix products only (elementwise work is `O(n d_ff)` per block, under 2% here). For one
+//! block on `n` tokens of width `d`, with `H` heads and hidden width `d_ff`:
+//! - attention forward `F_A = 8 n d² + 4 n² d` (`Q, K, V, O` projections `4 · 2 n d²`;
+//!   scores and `P V`, `2 · 2 n² d` summed over heads);
+//! - feed-forward forward `F_F = 2 m n d d_ff` with `m = 2` matrices (`m = 3` for `swiglu`),
+//!   times `k` for a top-`k` mixture, plus `2 n d E` for its router;
+//! - backward is twice the forward (gradients with respect to inputs and weights);
+//! - metrics per boundary: the Gram matrix `2 n² d` and its eigenvalues `≈ (4/3) n³`.
+//!
+//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. The engine also
+//! recomputes each block's forward pass during the backward pass (to keep memory flat in
+//! depth); `executed_flops` adds those `L (F_A + F_F)` per seed.
+
+use crate::config::ModelConfig;
+use crate::ffn::Activation;
+
+/// FLOPs of one block's forward pass (matrix products only).
+pub fn block_forward_flops(m: &ModelConfig) -> f64 {
+    let (n, d, f) = (m.tokens as f64, m.width as f64, m.d_ff as f64);
+    let attn = 8.0 * n * d * d + 4.0 * n * n * d;
+    if !m.placement.has_ffn() {
+        return attn;
+    }
+    let mats = if m.act == Activation::Swiglu { 3.0 } else { 2.0 };
+    let one = 2.0 * mats * n * d * f;
+    let ffn = match m.moe {
+        None => one,
+        Some(moe) => moe.top_k as f64 * one + 2.0 * n * d * moe.experts as f64,
+    };
+    attn + ffn
+}
+
+/// FLOPs of the metrics at one boundary.
+pub fn boundary_metric_flops(m: &ModelConfig) -> f64 {
+    let (n, d) = (m.tokens as f64, m.width as f64);
+    2.0 * n * n * d + 4.0 / 3.0 * n * n * n
+}
+
+/// `(model_flops, executed_flops)` of one seed; see the module docs.
+pub fn seed_flops(m: &ModelConfig) -> (f64, f64) {
+    let l = m.depth as f64;
+    let f = block_forward_flops(m);
+    let metrics = (l + 1.0) * boundary_metric_flops(m);
+    (l * 3.0 * f + metrics, l * 4.0 * f + metrics)
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    #[test]
+    fn reference_block_flops() {
+        let m = RawConfig {
+            placement: Some("span".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0)
+        .model;
+        // n = 64, d = 256, d_ff = 1024: 8·64·256² + 4·64²·256 + 4·64·256·1024.
+        let want = 33_554_432.0 + 4_194_304.0 + 67_108_864.0;
+        assert_eq!(block_forward_flops(&m), want);
+    }
+}
