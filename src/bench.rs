@@ -24,7 +24,11 @@ pub fn block_forward_flops(m: &ModelConfig) -> f64 {
     if !m.placement.has_ffn() {
         return attn;
     }
-    let mats = if m.act == Activation::Swiglu { 3.0 } else { 2.0 };
+    let mats = if m.act == Activation::Swiglu {
+        3.0
+    } else {
+        2.0
+    };
     let one = 2.0 * mats * n * d * f;
     let ffn = match m.moe {
         None => one,

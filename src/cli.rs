@@ -101,13 +101,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         "case", "seconds", "model GFLOP/s", "executed GFLOP/s", "peak RSS MiB", "threads"
     );
     for case in cases {
-        let name = case.to_possible_value().expect("not skipped").get_name().to_string();
+        let name = case
+            .to_possible_value()
+            .expect("not skipped")
+            .get_name()
+            .to_string();
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["bench", "--child", "--case", &name]);
         if let Some(t) = args.threads {
             cmd.args(["--threads", &t.to_string()]);
         }
-        let out = cmd.output().context("cannot run a benchmark child process")?;
+        let out = cmd
+            .output()
+            .context("cannot run a benchmark child process")?;
         anyhow::ensure!(
             out.status.success(),
             "benchmark {name} failed: {}",

@@ -333,6 +333,13 @@ impl ModelConfig {
         }
     }
 
+    /// Values recorded on one block's tape (activations and caches), roughly.
+    pub fn tape_values_per_block(&self) -> f64 {
+        let (n, d) = (self.tokens as f64, self.width as f64);
+        let hidden = self.moe.map_or(1.0, |m| m.top_k as f64) * 3.0 * n * self.d_ff as f64;
+        16.0 * n * d + self.heads as f64 * n * n + hidden
+    }
+
     /// Estimated peak bytes of one seed's run: the stored block boundaries, two blocks'
     /// weights and gradients, and one block's recorded intermediates.
     pub fn bytes_per_seed(&self, precision: Precision) -> f64 {
@@ -343,9 +350,7 @@ impl ModelConfig {
         let (n, d) = (self.tokens as f64, self.width as f64);
         let boundaries = (self.depth as f64 + 1.0) * n * d;
         let weights = 3.0 * self.params_per_block() as f64;
-        let hidden = self.moe.map_or(1.0, |m| m.top_k as f64) * 3.0 * n * self.d_ff as f64;
-        let tape = 16.0 * n * d + self.heads as f64 * n * n + hidden;
-        b * (boundaries + weights + tape)
+        b * (boundaries + weights + self.tape_values_per_block())
     }
 }
 

@@ -8,11 +8,16 @@ use crate::config::{ModelConfig, Precision, RawConfig, SimConfig};
 use crate::ffn::Activation;
 use crate::metrics::{Recorder, SeedRecord};
 use crate::real::Real;
-use crate::stack::{self, Pass};
+use crate::stack::{self, Memory, Pass};
 use crate::summary::Series;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Memory that seeds running at once may use to keep weights and intermediates between the
+/// forward and backward passes (split evenly over the worker threads); larger stacks
+/// recompute instead. Either way the results are bit-identical.
+pub const KEEP_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// A seed whose run hit a non-finite value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -117,7 +122,9 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
     let mut rec = Recorder::new(m.depth, &weight_names(m));
     let inputs = stack::inputs::<T>(m, cfg.seed, seed as u64);
     let weights = |l| stack::block_weights::<T>(m, cfg.seed, seed as u64, l);
-    if let Err(d) = stack::run(m, weights, inputs, &mut rec) {
+    let budget = KEEP_BYTES / rayon::current_num_threads() as f64;
+    let memory = Memory::within(m, std::mem::size_of::<T>(), budget);
+    if let Err(d) = stack::run(m, weights, inputs, &mut rec, memory) {
         rec.record.diverged = Some(d);
     }
     rec.record

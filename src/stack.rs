@@ -1,9 +1,11 @@
 //! A stack of `L` blocks at initialization: inputs, weights, forward and backward.
 //!
 //! # Memory
-//! Only the `L + 1` block boundaries `X_l` are kept. Block `l`'s weights are drawn again from
-//! their own random stream (see [`crate::init`]) and its intermediates recomputed when the
-//! backward pass reaches it, so memory is `(L + 1) n d` values plus one block.
+//! The `L + 1` block boundaries `X_l` are always kept. With [`Memory::Recompute`], block
+//! `l`'s weights are drawn again from their own random stream (see [`crate::init`]) and its
+//! intermediates recomputed when the backward pass reaches it, so memory is `(L + 1) n d`
+//! values plus one block; with [`Memory::Keep`] (small stacks) both are kept from the forward
+//! pass. The two give bit-identical results.
 //!
 //! # Backward scale
 //! The gradient `∂ℓ/∂X_l` is carried as a unit-norm direction and `log10 ‖∂ℓ/∂X_l‖_F`, so it
@@ -11,7 +13,7 @@
 //! upstream gradient, so renormalizing between blocks is exact).
 
 use crate::attention::AttnWeights;
-use crate::block::{BlockWeights, FfnBlockWeights, Probe, Sublayers, Tape};
+use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
 use crate::init::{gaussian, stream_rng, weight_std, Init};
@@ -136,6 +138,29 @@ fn all_finite<T: Real>(x: &Array2<T>) -> bool {
     x.iter().all(|v| v.is_finite())
 }
 
+/// How a run trades memory for time; results are bit-identical either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    /// Keep every block's weights and recorded intermediates from the forward pass for the
+    /// backward pass: about `L` blocks' worth of memory, one forward pass.
+    Keep,
+    /// Keep only the block boundaries; draw each block's weights again and recompute its
+    /// intermediates in the backward pass: memory flat in depth, one extra forward pass.
+    Recompute,
+}
+
+impl Memory {
+    /// `Keep` when a seed's weights and intermediates fit in `budget_bytes`.
+    pub fn within(cfg: &ModelConfig, bytes_per_value: usize, budget_bytes: f64) -> Memory {
+        let per_block = cfg.params_per_block() as f64 + cfg.tape_values_per_block();
+        if cfg.depth as f64 * per_block * bytes_per_value as f64 <= budget_bytes {
+            Memory::Keep
+        } else {
+            Memory::Recompute
+        }
+    }
+}
+
 /// Runs the stack forward and backward on `inputs`, with block `l`'s weights from
 /// `weights(l)`, reporting everything to `obs`. Stops at the first non-finite value.
 pub fn run<T: Real, W, O>(
@@ -143,23 +168,38 @@ pub fn run<T: Real, W, O>(
     weights: W,
     inputs: Inputs<T>,
     obs: &mut O,
+    memory: Memory,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T>,
     O: Observer<T>,
 {
-    let sub = sublayers(cfg);
+    let kept: Vec<BlockWeights<T>> = match memory {
+        Memory::Keep => (1..=cfg.depth).map(&weights).collect(),
+        Memory::Recompute => Vec::new(),
+    };
     let depth = cfg.depth;
     let Inputs { x0, r } = inputs;
     obs.boundary(0, &x0);
     let mut xs = Vec::with_capacity(depth + 1);
+    let mut tapes = Vec::with_capacity(kept.len());
     xs.push(x0);
     for l in 1..=depth {
-        let w = weights(l);
-        let (mut tape, x) = Tape::new(sub, &w, xs[l - 1].clone());
-        let out = cfg.placement.block(&mut tape, x, l, cfg);
-        let probe = tape.probe();
-        let y = tape.into_value(out);
+        let x_prev = xs[l - 1].clone();
+        let (y, probe) = match memory {
+            Memory::Keep => {
+                let (tape, out) = forward_block(cfg, &kept[l - 1], x_prev, l);
+                let result = (tape.value(out).clone(), tape.probe());
+                tapes.push((tape, out));
+                result
+            }
+            Memory::Recompute => {
+                let w = weights(l);
+                let (tape, out) = forward_block(cfg, &w, x_prev, l);
+                let probe = tape.probe();
+                (tape.into_value(out), probe)
+            }
+        };
         if !all_finite(&y) {
             return Err(Divergence {
                 block: l,
@@ -203,15 +243,31 @@ where
     let mut scale = normalize(&mut g, depth, obs)?;
     for l in (1..=depth).rev() {
         let x_in = xs.pop().expect("one boundary per block");
-        let w = weights(l);
-        let (mut tape, x) = Tape::new(sub, &w, x_in);
-        let out = cfg.placement.block(&mut tape, x, l, cfg);
-        let (gx, gw) = tape.backward(out, g);
+        let (gx, gw) = match tapes.pop() {
+            Some((tape, out)) => tape.backward(out, g),
+            None => {
+                let w = weights(l);
+                let (tape, out) = forward_block(cfg, &w, x_in, l);
+                tape.backward(out, g)
+            }
+        };
         obs.param_grads(l, &gw, scale);
         g = gx;
         scale = normalize(&mut g, l - 1, obs)?;
     }
     Ok(())
+}
+
+/// Records block `l` of `cfg` on a new tape with input `x`; returns the tape and its output.
+fn forward_block<'w, T: Real>(
+    cfg: &ModelConfig,
+    w: &'w BlockWeights<T>,
+    x: Array2<T>,
+    l: usize,
+) -> (Tape<'w, T>, Node) {
+    let (mut tape, input) = Tape::new(sublayers(cfg), w, x);
+    let out = cfg.placement.block(&mut tape, input, l, cfg);
+    (tape, out)
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
@@ -231,7 +287,13 @@ pub fn loss<T: Real>(cfg: &ModelConfig, weights: &[BlockWeights<T>], inputs: &In
     }
     let mut obs = Loss(f64::NAN);
     // A divergence leaves the loss NaN, which is what a derivative check should see.
-    let _ = run(cfg, |l| weights[l - 1].clone(), inputs.clone(), &mut obs);
+    let _ = run(
+        cfg,
+        |l| weights[l - 1].clone(),
+        inputs.clone(),
+        &mut obs,
+        Memory::Recompute,
+    );
     obs.0
 }
 
@@ -266,7 +328,13 @@ pub fn gradients<T: Real>(
         x0: None,
         blocks: vec![None; weights.len()],
     };
-    run(cfg, |l| weights[l - 1].clone(), inputs.clone(), &mut obs)?;
+    run(
+        cfg,
+        |l| weights[l - 1].clone(),
+        inputs.clone(),
+        &mut obs,
+        Memory::Keep,
+    )?;
     let blocks = obs
         .blocks
         .into_iter()

@@ -35,3 +35,43 @@ fn same_bytes_at_one_and_two_threads_and_twice() {
         assert_eq!(b, c, "{precision}: run twice");
     }
 }
+
+#[test]
+fn keeping_or_recomputing_intermediates_gives_identical_records() {
+    use spannorm::metrics::Recorder;
+    use spannorm::simulate::weight_names;
+    use spannorm::stack::{self, Memory};
+    for placement in ["span", "post", "mix"] {
+        let cfg = RawConfig {
+            placement: Some(placement.into()),
+            depth: Some(6),
+            width: Some(16),
+            tokens: Some(8),
+            heads: Some(2),
+            moe_experts: Some(3),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0)
+        .model;
+        let record = |memory| {
+            let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
+            let inputs = stack::inputs::<f64>(&cfg, 5, 2);
+            stack::run(
+                &cfg,
+                |l| stack::block_weights(&cfg, 5, 2, l),
+                inputs,
+                &mut rec,
+                memory,
+            )
+            .unwrap();
+            rec.record
+        };
+        assert_eq!(
+            record(Memory::Keep),
+            record(Memory::Recompute),
+            "{placement}"
+        );
+    }
+}

@@ -94,6 +94,7 @@ fn span_outer_obeys_the_triangle_inequality_per_token() {
                     |l| stack::block_weights(&cfg, 0, seed, l),
                     inputs,
                     &mut obs,
+                    stack::Memory::Recompute,
                 )
                 .unwrap();
                 let mut budget = 0.0;
