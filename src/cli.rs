@@ -20,7 +20,7 @@ pub struct Cli {
 pub enum Command {
     /// Run stacks at initialization and report per-layer metrics over seeds.
     #[command(allow_negative_numbers = true)]
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Time benchmark workloads: seconds, GFLOP/s and peak memory, each in its own process.
     Bench(BenchArgs),
 }
