@@ -87,7 +87,7 @@ pub fn adjacent_cos<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
             aa += u * u;
             bb += v * v;
         }
-        s += ab / (aa * bb).sqrt();
+        s += ab / (aa.sqrt() * bb.sqrt());
     }
     s / n as f64
 }

@@ -53,7 +53,13 @@ pub fn forward<T: Real>(norm: Norm, x: ArrayView2<T>, gain: T) -> (Array2<T>, No
                 row.mapv_inplace(|v| v - mean);
             }
             let ms = row.iter().map(|&v| v * v).sum::<T>() / d;
-            let r = T::one() / (ms + eps).sqrt();
+            // A token whose mean square overflows would be normalized to 0; make it NaN so
+            // the run reports a divergence instead of continuing on a zero signal.
+            let r = if ms.is_finite() {
+                T::one() / (ms + eps).sqrt()
+            } else {
+                T::nan()
+            };
             row.mapv_inplace(|v| v * r);
             *is = r;
         });

@@ -73,7 +73,8 @@ impl fmt::Display for Scale {
             Scale::Depth => f.write_str("depth"),
             Scale::QuarterDepth => f.write_str("quarter-depth"),
             Scale::SqrtLayer => f.write_str("sqrt-layer"),
-            Scale::Const(c) => write!(f, "const:{c}"),
+            // Debug is the shortest round-trip form and uses an exponent for extremes (1e200).
+            Scale::Const(c) => write!(f, "const:{c:?}"),
         }
     }
 }

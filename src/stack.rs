@@ -134,8 +134,10 @@ fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
     x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
 }
 
+/// Whether every entry and the `f64` second moment are finite: a block output whose square
+/// overflows would make every metric of it infinite, so it counts as diverged too.
 fn all_finite<T: Real>(x: &Array2<T>) -> bool {
-    x.iter().all(|v| v.is_finite())
+    frobenius(x).is_finite()
 }
 
 /// How a run trades memory for time; results are bit-identical either way.
@@ -200,7 +202,10 @@ where
                 (tape.into_value(out), probe)
             }
         };
-        if !all_finite(&y) {
+        let probes_finite = [probe.attn_q, probe.ffn_q, probe.q_pre_norm]
+            .iter()
+            .all(|v| v.is_none_or(f64::is_finite));
+        if !(probes_finite && all_finite(&y)) {
             return Err(Divergence {
                 block: l,
                 pass: Pass::Forward,

@@ -207,3 +207,53 @@ fn simulate_writes_json_csv_and_a_table() {
     assert!(text.contains("0,span,sqrt-depth,q,2,"));
     assert!(!text.contains("0,span,sqrt-depth,q,3,"));
 }
+
+#[test]
+fn divergence_is_reported_not_written_as_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let mut a = vec![
+        "simulate",
+        "--placement",
+        "attn-skip",
+        "--scale",
+        "const:1e200",
+        "--quiet",
+    ];
+    a.extend_from_slice(&SMALL);
+    a.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = spannorm(&a);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Block 1 outputs entries near 1e200 whose square overflows: diverged at block 1.
+    assert!(
+        err.contains("seed 0 diverged at block 1 (forward)"),
+        "{err}"
+    );
+    let v = read_json(&out);
+    let r = &v["results"][0];
+    assert_eq!(r["diverged"][0]["block"], 1);
+    assert_eq!(r["diverged"][0]["pass"], "forward");
+    assert_eq!(r["boundaries"]["q"]["n"][0], 2);
+    assert_eq!(r["boundaries"]["q"]["n"][1], 0);
+    assert!(r["boundaries"]["q"]["mean"][1].is_null());
+
+    // post normalizes the overflowing sum back to finite values, but its q_pre_norm is
+    // infinite: that is a divergence too, not a null.
+    let mut a = vec![
+        "simulate",
+        "--placement",
+        "post",
+        "--scale",
+        "const:1e200",
+        "--quiet",
+    ];
+    a.extend_from_slice(&SMALL);
+    let o = spannorm(&a);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("seed 0 diverged at block 1 (forward)"),
+        "{err}"
+    );
+}
