@@ -1,7 +1,7 @@
 //! The `spannorm` binary: see `spannorm --help`.
 
 use clap::Parser;
-use spannorm::cli::{self, Cli, Command, UsageError};
+use spannorm::cli::{self, Cli, UsageError};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -20,10 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match &cli.command {
-        Command::Simulate(args) => cli::simulate(args),
-        Command::Bench(args) => cli::bench(args),
-    };
+    let result = cli::run(&cli.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -11,7 +11,7 @@ use crate::real::Real;
 use crate::stack::{self, Memory, Pass};
 use crate::summary::Series;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Memory that seeds running at once may use to keep weights and intermediates between the
@@ -77,9 +77,20 @@ pub struct Blocks {
     pub param_grad: BTreeMap<&'static str, Series>,
 }
 
+/// Where a result's numbers come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Measured on simulated stacks, summarized over seeds.
+    Simulation,
+    /// Predicted by mean-field theory (no seeds: `lo`, `hi` null, `n` 0).
+    Theory,
+}
+
 /// One configuration's results, summarized over its seeds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunResult {
+    pub source: Source,
     /// The resolved configuration, every default explicit.
     pub config: RawConfig,
     pub diverged: Vec<SeedDivergence>,
@@ -167,6 +178,7 @@ pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>) -> RunResult {
         param_grad.insert(*name, Series::over_seeds_map(per_seed(), |v| 10f64.powf(v)));
     }
     RunResult {
+        source: Source::Simulation,
         config: cfg.to_raw(),
         diverged: seeds
             .iter()

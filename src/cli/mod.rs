@@ -1,0 +1,167 @@
+//! Command-line interface: parses flags, calls the library, prints. No computation here.
+//! One file per subcommand; this one has the shared flags and helpers.
+
+mod bench;
+mod simulate;
+
+pub use bench::{bench, BenchArgs, BenchCase};
+pub use simulate::{simulate, FormatArg, SimulateArgs};
+
+use crate::config::RawConfig;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Signal propagation at initialization in deep Transformers: every norm placement.
+#[derive(Debug, Parser)]
+#[command(name = "spannorm", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run stacks at initialization and report per-layer metrics over seeds.
+    #[command(allow_negative_numbers = true)]
+    Simulate(Box<SimulateArgs>),
+    /// Time benchmark workloads: seconds, GFLOP/s and peak memory, each in its own process.
+    Bench(BenchArgs),
+}
+
+/// Runs the subcommand.
+pub fn run(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Simulate(args) => simulate(args),
+        Command::Bench(args) => bench(args),
+    }
+}
+
+/// The model flags; each overrides the same field of `--config`.
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// Placement: pre, post, span, span-outer, deepnorm, b2t, peri, mix, lns, attn-only,
+    /// attn-skip, or all.
+    #[arg(long)]
+    pub placement: Option<String>,
+    /// Number of blocks L [default: 64].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Model width d [default: 256].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Tokens n [default: 64].
+    #[arg(long)]
+    pub tokens: Option<usize>,
+    /// Attention heads H [default: 4].
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Feed-forward width [default: 4d, swiglu 8d/3 rounded to a multiple of 8].
+    #[arg(long)]
+    pub d_ff: Option<usize>,
+    /// Number of seeds [default: 8].
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Master seed [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Branch scale: none, sqrt-depth, depth, quarter-depth, sqrt-layer, const:c
+    /// [default: sqrt-depth for span and span-outer, none otherwise].
+    #[arg(long)]
+    pub scale: Option<String>,
+    /// Norm: layernorm or rmsnorm [default: layernorm].
+    #[arg(long)]
+    pub norm: Option<String>,
+    /// Feed-forward activation: relu, gelu or swiglu [default: relu].
+    #[arg(long)]
+    pub act: Option<String>,
+    /// Attention mask: bidirectional or causal [default: bidirectional].
+    #[arg(long)]
+    pub mask: Option<String>,
+    /// Init: fan-in, xavier or zero-query [default: fan-in].
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Weight scale σ_w [default: 1].
+    #[arg(long)]
+    pub sigma_w: Option<f64>,
+    /// Input token correlation ρ0 in [0, 1) [default: 0.2].
+    #[arg(long)]
+    pub rho0: Option<f64>,
+    /// Mixture-of-experts feed-forward with this many experts.
+    #[arg(long)]
+    pub moe_experts: Option<usize>,
+    /// Experts per token [default: 2].
+    #[arg(long)]
+    pub moe_top_k: Option<usize>,
+    /// span only: feed the sublayers N(x) and N(h).
+    #[arg(long)]
+    pub inner_norm: bool,
+    /// f32 or f64 [default: f64].
+    #[arg(long)]
+    pub precision: Option<String>,
+}
+
+impl ModelArgs {
+    /// The flags as a raw config (unset flags are `None`).
+    pub fn to_raw(&self) -> RawConfig {
+        RawConfig {
+            placement: self.placement.clone(),
+            depth: self.depth,
+            width: self.width,
+            tokens: self.tokens,
+            heads: self.heads,
+            d_ff: self.d_ff,
+            seeds: self.seeds,
+            seed: self.seed,
+            scale: self.scale.clone(),
+            norm: self.norm.clone(),
+            act: self.act.clone(),
+            mask: self.mask.clone(),
+            init: self.init.clone(),
+            sigma_w: self.sigma_w,
+            rho0: self.rho0,
+            moe_experts: self.moe_experts,
+            moe_top_k: self.moe_top_k,
+            inner_norm: self.inner_norm.then_some(true),
+            precision: self.precision.clone(),
+        }
+    }
+}
+
+/// An error the user caused (bad flag, config or path): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(e.to_string()).into()
+}
+
+/// A rayon pool of `threads` workers (all cores when `None`).
+pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    if threads == Some(0) {
+        return Err(usage("threads: must be at least 1"));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .context("cannot start worker threads")
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or `quiet`.
+pub fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+

@@ -1,0 +1,77 @@
+//! `spannorm simulate`.
+
+use super::{pool, progress, usage, ModelArgs};
+use crate::config::RawConfig;
+use crate::report::{self, AtomicFile, Format};
+use crate::simulate;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// JSON config file (fields as the flags, kebab-case); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads [default: all cores]. Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write results here (written whole or not at all).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output format [default: from the extension of --out, else json].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `spannorm simulate`.
+pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(p) => RawConfig::from_file(p).map_err(usage)?,
+        None => RawConfig::default(),
+    };
+    let raw = file.overlay(&args.model.to_raw());
+    let cfgs = raw.resolve().map_err(usage)?;
+    let format = match (args.format, &args.out) {
+        (Some(FormatArg::Csv), _) => Format::Csv,
+        (Some(FormatArg::Json), _) => Format::Json,
+        (None, Some(p)) if p.extension().is_some_and(|e| e == "csv") => Format::Csv,
+        (None, _) => Format::Json,
+    };
+    let out = match &args.out {
+        Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
+        None => None,
+    };
+    let pool = pool(args.threads)?;
+    let total: usize = cfgs.iter().map(|c| c.seeds).sum();
+    let bar = progress(total as u64, "simulate", args.quiet);
+    let results = pool.install(|| simulate::simulate(&cfgs, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    for r in &results {
+        println!("{}", report::table(r));
+        for d in &r.diverged {
+            eprintln!(
+                "warning: {} {d}",
+                r.config.placement.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    if let Some(file) = out {
+        let bytes = match format {
+            Format::Json => report::to_json(&results)?,
+            Format::Csv => report::to_csv(&results),
+        };
+        file.commit(bytes.as_bytes()).map_err(usage)?;
+    }
+    Ok(())
+}
