@@ -45,3 +45,4 @@ pub mod scale;
 pub mod simulate;
 pub mod stack;
 pub mod summary;
+pub mod theory;
