@@ -176,85 +176,6 @@ impl<'w, T: Real> Tape<'w, T> {
         self.probe
     }
 
-    /// `N(x)`.
-    pub fn norm(&mut self, x: Node) -> Node {
-        self.norm_gain(x, 1.0)
-    }
-
-    /// `gain · N(x)`.
-    pub fn norm_gain(&mut self, x: Node, gain: f64) -> Node {
-        let (y, cache) = norm::forward(self.sub.norm, self.vals[x].view(), T::of(gain));
-        self.push(Op::Norm { x, cache }, y)
-    }
-
-    /// `N(x)` closing the block: records `q_pre_norm = ‖x‖²/(n d)`.
-    pub fn closing_norm(&mut self, x: Node) -> Node {
-        self.probe.q_pre_norm = Some(second_moment(self.vals[x].view()));
-        self.norm(x)
-    }
-
-    /// `A(x)` with the block's attention weights.
-    pub fn attn(&mut self, x: Node) -> Node {
-        let (y, cache) = attention::forward(
-            &self.w.attn,
-            self.vals[x].view(),
-            self.sub.heads,
-            self.sub.mask,
-        );
-        self.probe.attn_q = Some(second_moment(y.view()));
-        self.push(Op::Attn { x, cache }, y)
-    }
-
-    /// `F(x)` with the block's feed-forward weights (dense or mixture).
-    ///
-    /// # Panics
-    /// If the block has no feed-forward weights; [`crate::placement::Placement::has_ffn`]
-    /// decides which blocks have them, so this is a bug in a placement's formula.
-    pub fn ffn(&mut self, x: Node) -> Node {
-        let w = self.w;
-        let (y, op) = match w
-            .ffn
-            .as_ref()
-            .expect("placement uses F but has no FFN weights")
-        {
-            FfnBlockWeights::Dense(f) => {
-                let (y, cache) = ffn::forward(f, self.sub.act, self.vals[x].view());
-                (y, Op::Ffn { x, cache })
-            }
-            FfnBlockWeights::Moe(m) => {
-                let (y, cache) = moe::forward(m, self.sub.act, self.sub.top_k, self.vals[x].view());
-                (y, Op::Moe { x, cache })
-            }
-        };
-        self.probe.ffn_q = Some(second_moment(y.view()));
-        self.push(op, y)
-    }
-
-    /// `c · x` (no op when `c = 1`).
-    pub fn scale(&mut self, c: f64, x: Node) -> Node {
-        if c == 1.0 {
-            return x;
-        }
-        let c = T::of(c);
-        let y = self.vals[x].mapv(|v| v * c);
-        self.push(Op::Scale { x, c }, y)
-    }
-
-    /// `Σ xs`.
-    pub fn add(&mut self, xs: &[Node]) -> Node {
-        let mut y = self.vals[xs[0]].clone();
-        for &x in &xs[1..] {
-            y += &self.vals[x];
-        }
-        self.push(Op::Add { xs: xs.to_vec() }, y)
-    }
-
-    /// `x + α · branch`.
-    pub fn residual(&mut self, x: Node, alpha: f64, branch: Node) -> Node {
-        let b = self.scale(alpha, branch);
-        self.add(&[x, b])
-    }
-
     /// Takes the value of `out`, ending the forward pass without a backward.
     pub fn into_value(mut self, out: Node) -> Array2<T> {
         self.vals.swap_remove(out)
@@ -333,6 +254,115 @@ impl<'w, T: Real> Tape<'w, T> {
             })),
         };
         (gx, BlockWeights { attn, ffn })
+    }
+}
+
+/// The operations a placement's block formula is written in. The simulation [`Tape`] runs
+/// them on matrices; the theory tape ([`crate::theory`]) runs them on kernels. So one
+/// formula per placement serves both.
+pub trait BlockOps {
+    /// A value in the block (a matrix, or its mean-field description).
+    type Node: Copy;
+
+    /// `gain · N(x)`.
+    fn norm_gain(&mut self, x: Self::Node, gain: f64) -> Self::Node;
+
+    /// `N(x)`.
+    fn norm(&mut self, x: Self::Node) -> Self::Node {
+        self.norm_gain(x, 1.0)
+    }
+
+    /// `N(x)` closing the block: also records `q_pre_norm`, the second moment of `x`.
+    fn closing_norm(&mut self, x: Self::Node) -> Self::Node;
+
+    /// `A(x)` with the block's attention weights.
+    fn attn(&mut self, x: Self::Node) -> Self::Node;
+
+    /// `F(x)` with the block's feed-forward weights (dense or mixture).
+    fn ffn(&mut self, x: Self::Node) -> Self::Node;
+
+    /// `c · x`.
+    fn scale(&mut self, c: f64, x: Self::Node) -> Self::Node;
+
+    /// `Σ xs`.
+    fn add(&mut self, xs: &[Self::Node]) -> Self::Node;
+
+    /// `x + α · branch`.
+    fn residual(&mut self, x: Self::Node, alpha: f64, branch: Self::Node) -> Self::Node {
+        let b = self.scale(alpha, branch);
+        self.add(&[x, b])
+    }
+}
+
+impl<T: Real> BlockOps for Tape<'_, T> {
+    type Node = Node;
+
+    /// `gain · N(x)`.
+    fn norm_gain(&mut self, x: Node, gain: f64) -> Node {
+        let (y, cache) = norm::forward(self.sub.norm, self.vals[x].view(), T::of(gain));
+        self.push(Op::Norm { x, cache }, y)
+    }
+
+    /// `N(x)` closing the block: records `q_pre_norm = ‖x‖²/(n d)`.
+    fn closing_norm(&mut self, x: Node) -> Node {
+        self.probe.q_pre_norm = Some(second_moment(self.vals[x].view()));
+        self.norm(x)
+    }
+
+    /// `A(x)` with the block's attention weights.
+    fn attn(&mut self, x: Node) -> Node {
+        let (y, cache) = attention::forward(
+            &self.w.attn,
+            self.vals[x].view(),
+            self.sub.heads,
+            self.sub.mask,
+        );
+        self.probe.attn_q = Some(second_moment(y.view()));
+        self.push(Op::Attn { x, cache }, y)
+    }
+
+    /// `F(x)` with the block's feed-forward weights (dense or mixture).
+    ///
+    /// # Panics
+    /// If the block has no feed-forward weights; [`crate::placement::Placement::has_ffn`]
+    /// decides which blocks have them, so this is a bug in a placement's formula.
+    fn ffn(&mut self, x: Node) -> Node {
+        let w = self.w;
+        let (y, op) = match w
+            .ffn
+            .as_ref()
+            .expect("placement uses F but has no FFN weights")
+        {
+            FfnBlockWeights::Dense(f) => {
+                let (y, cache) = ffn::forward(f, self.sub.act, self.vals[x].view());
+                (y, Op::Ffn { x, cache })
+            }
+            FfnBlockWeights::Moe(m) => {
+                let (y, cache) = moe::forward(m, self.sub.act, self.sub.top_k, self.vals[x].view());
+                (y, Op::Moe { x, cache })
+            }
+        };
+        self.probe.ffn_q = Some(second_moment(y.view()));
+        self.push(op, y)
+    }
+
+    /// `c · x` (no op when `c = 1`).
+    fn scale(&mut self, c: f64, x: Node) -> Node {
+        if c == 1.0 {
+            return x;
+        }
+        let c = T::of(c);
+        let y = self.vals[x].mapv(|v| v * c);
+        self.push(Op::Scale { x, c }, y)
+    }
+
+    /// `Σ xs`.
+    fn add(&mut self, xs: &[Node]) -> Node {
+        let mut y = self.vals[xs[0]].clone();
+        for &x in &xs[1..] {
+            y += &self.vals[x];
+        }
+        self.push(Op::Add { xs: xs.to_vec() }, y)
     }
 }
 

@@ -26,10 +26,9 @@
 //! [`Placement::block`], and a row in the table above (plus [`Placement::output_norm`] or
 //! [`Placement::has_ffn`] if it differs from the default).
 
-use crate::block::{Node, Tape};
+use crate::block::BlockOps;
 use crate::choice_enum;
 use crate::config::ModelConfig;
-use crate::real::Real;
 use crate::scale::Scale;
 
 choice_enum!(
@@ -110,7 +109,7 @@ impl Placement {
     }
 
     /// Records block `l` (1-based) on `t`, from input `x`; returns the block output.
-    pub fn block<T: Real>(self, t: &mut Tape<'_, T>, x: Node, l: usize, cfg: &ModelConfig) -> Node {
+    pub fn block<B: BlockOps>(self, t: &mut B, x: B::Node, l: usize, cfg: &ModelConfig) -> B::Node {
         let a = cfg.scale.alpha(l, cfg.depth);
         match self {
             Placement::Pre => pre_block(t, x, a, 1.0),
@@ -181,7 +180,7 @@ impl Placement {
 }
 
 /// `h = x + α A(g N(x))`; `y = h + α F(g N(h))`.
-fn pre_block<T: Real>(t: &mut Tape<'_, T>, x: Node, a: f64, gain: f64) -> Node {
+fn pre_block<B: BlockOps>(t: &mut B, x: B::Node, a: f64, gain: f64) -> B::Node {
     let u = t.norm_gain(x, gain);
     let at = t.attn(u);
     let h = t.residual(x, a, at);
@@ -191,7 +190,7 @@ fn pre_block<T: Real>(t: &mut Tape<'_, T>, x: Node, a: f64, gain: f64) -> Node {
 }
 
 /// `h = N(x + α A(x))`; `y = N(h + α F(h))`.
-fn post_block<T: Real>(t: &mut Tape<'_, T>, x: Node, a: f64) -> Node {
+fn post_block<B: BlockOps>(t: &mut B, x: B::Node, a: f64) -> B::Node {
     let at = t.attn(x);
     let s = t.residual(x, a, at);
     let h = t.norm(s);

@@ -113,4 +113,3 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

@@ -2,10 +2,16 @@
 //! One file per subcommand; this one has the shared flags and helpers.
 
 mod bench;
+mod merge;
+mod plot;
 mod simulate;
+mod sweep;
 
 pub use bench::{bench, BenchArgs, BenchCase};
+pub use merge::{merge, MergeArgs};
+pub use plot::{plot, PlotArgs};
 pub use simulate::{simulate, FormatArg, SimulateArgs};
+pub use sweep::{sweep, SweepArgs};
 
 use crate::config::RawConfig;
 use anyhow::Context;
@@ -27,6 +33,13 @@ pub enum Command {
     Simulate(Box<SimulateArgs>),
     /// Time benchmark workloads: seconds, GFLOP/s and peak memory, each in its own process.
     Bench(BenchArgs),
+    /// Run every configuration of a sweep file (lists of values, cross product) into a
+    /// results directory, one file per config; resumable and shardable.
+    Sweep(SweepArgs),
+    /// Combine the results directories of a sharded sweep.
+    Merge(MergeArgs),
+    /// Draw one figure (1-8) from results on disk, PNG or SVG.
+    Plot(PlotArgs),
 }
 
 /// Runs the subcommand.
@@ -34,6 +47,9 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Simulate(args) => simulate(args),
         Command::Bench(args) => bench(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Merge(args) => merge(args),
+        Command::Plot(args) => plot(args),
     }
 }
 
@@ -164,4 +180,3 @@ pub fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
-

@@ -1,0 +1,308 @@
+//! Depth and scale summaries of a results directory: per configuration the final-layer
+//! `q_L`, `log10(grad_0/grad_L)` and `token_cos_L`, and per group of configurations that
+//! differ only in depth a fitted growth exponent of each against `L` ([`crate::fit`]) next
+//! to the exponent of the theory's predictions for the same configurations.
+//!
+//! `log10(grad_0/grad_L)` is `mean_seeds log10 grad_0 − mean_seeds log10 grad_L`, the mean
+//! over seeds of the per-seed log ratio (equal when every seed reached both ends).
+
+use super::store::{self, Stored};
+use super::SweepError;
+use crate::fit::{self, Fit};
+use crate::simulate::Source;
+use crate::theory;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A value with its 95% interval over seeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Point {
+    pub mean: Option<f64>,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+}
+
+/// The final-layer quantities of one result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Finals {
+    #[serde(rename = "q_L")]
+    pub q_last: Point,
+    /// `log10(grad_0 / grad_L)`.
+    pub log10_grad_ratio: Option<f64>,
+    #[serde(rename = "token_cos_L")]
+    pub token_cos_last: Point,
+}
+
+impl Finals {
+    /// Reads the final-layer quantities of a result.
+    pub fn of(r: &Stored) -> Finals {
+        let b = &r.boundaries;
+        let last = |c: &store::Curve| {
+            let at = |v: &Vec<Option<f64>>| v.last().copied().flatten();
+            Point {
+                mean: at(&c.mean),
+                lo: at(&c.lo),
+                hi: at(&c.hi),
+            }
+        };
+        let g = &b.log10_grad.mean;
+        Finals {
+            q_last: last(&b.q),
+            log10_grad_ratio: match (g.first().copied().flatten(), g.last().copied().flatten()) {
+                (Some(g0), Some(gl)) => Some(g0 - gl),
+                _ => None,
+            },
+            token_cos_last: last(&b.token_cos),
+        }
+    }
+}
+
+/// One configuration of the directory.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    /// The result file.
+    pub file: String,
+    pub placement: String,
+    pub scale: String,
+    pub depth: usize,
+    pub width: usize,
+    #[serde(flatten)]
+    pub simulation: Finals,
+    /// The same quantities predicted by theory (`null` where there is no prediction).
+    pub theory: Option<Finals>,
+    /// Number of seeds that diverged.
+    pub diverged: usize,
+}
+
+/// Exponents of one quantity: simulation and theory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Exponent {
+    pub simulation: Option<Fit>,
+    pub theory: Option<Fit>,
+}
+
+/// Growth exponents against depth of a group of configurations equal but for depth.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupFit {
+    pub placement: String,
+    pub scale: String,
+    pub width: usize,
+    /// The group's config, `depth` null.
+    pub config: serde_json::Value,
+    pub depths: Vec<usize>,
+    #[serde(rename = "q_L")]
+    pub q_last: Exponent,
+    /// Exponent of `grad_0 / grad_L`.
+    pub grad_ratio: Exponent,
+    #[serde(rename = "token_cos_L")]
+    pub token_cos_last: Exponent,
+}
+
+/// The summary of a results directory (`summary.json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub schema: u32,
+    /// Every simulation result, grouped by config (depth varying fastest).
+    pub rows: Vec<Row>,
+    /// Groups with at least two depths.
+    pub fits: Vec<GroupFit>,
+}
+
+/// `(group key, depth)` of a result: its config with `depth` removed, as JSON.
+fn group_key(r: &Stored) -> (String, serde_json::Value) {
+    let mut v = serde_json::to_value(&r.config).expect("a config serializes");
+    if let Some(m) = v.as_object_mut() {
+        m.insert("depth".into(), serde_json::Value::Null);
+    }
+    (v.to_string(), v)
+}
+
+/// Fits each final quantity against depth over the given `(depth, finals)` points.
+fn exponents(points: &[(usize, Finals)]) -> [Option<Fit>; 3] {
+    let lx: Vec<f64> = points.iter().map(|(l, _)| (*l as f64).log10()).collect();
+    let fit_logs = |ys: Vec<Option<f64>>| {
+        let ys: Option<Vec<f64>> = ys.into_iter().collect();
+        ys.and_then(|ys| fit::line(&lx, &ys))
+    };
+    let log_pos = |v: Option<f64>| v.filter(|v| *v > 0.0 && v.is_finite()).map(f64::log10);
+    [
+        fit_logs(points.iter().map(|(_, f)| log_pos(f.q_last.mean)).collect()),
+        // log10 of the ratio is stored directly, so huge ratios do not overflow.
+        fit_logs(points.iter().map(|(_, f)| f.log10_grad_ratio).collect()),
+        fit_logs(
+            points
+                .iter()
+                .map(|(_, f)| log_pos(f.token_cos_last.mean))
+                .collect(),
+        ),
+    ]
+}
+
+impl Summary {
+    /// Summarizes the simulation results among `results` (named by `files`).
+    pub fn of(files: &[String], results: &[Stored]) -> Summary {
+        let mut rows: Vec<(String, Row)> = Vec::new();
+        let mut groups: BTreeMap<String, (serde_json::Value, Vec<usize>)> = BTreeMap::new();
+        for (file, r) in files.iter().zip(results) {
+            if r.source != Source::Simulation {
+                continue;
+            }
+            let theory = r
+                .sim_config()
+                .ok()
+                .and_then(|c| theory::predict(&c).ok())
+                .map(|t| Finals::of(&Stored::from_run(&t)));
+            let c = &r.config;
+            let (key, value) = group_key(r);
+            rows.push((
+                key.clone(),
+                Row {
+                    file: file.clone(),
+                    placement: c.placement.clone().unwrap_or_default(),
+                    scale: c.scale.clone().unwrap_or_default(),
+                    depth: r.depth(),
+                    width: c.width.unwrap_or_default(),
+                    simulation: Finals::of(r),
+                    theory,
+                    diverged: r.diverged.len(),
+                },
+            ));
+            groups.entry(key).or_insert((value, Vec::new()));
+        }
+        rows.sort_by(|a, b| (&a.0, a.1.depth, &a.1.file).cmp(&(&b.0, b.1.depth, &b.1.file)));
+        for (i, (key, _)) in rows.iter().enumerate() {
+            if let Some(g) = groups.get_mut(key) {
+                g.1.push(i);
+            }
+        }
+        let mut fits = Vec::new();
+        for (value, idx) in groups.values() {
+            let group: Vec<&Row> = idx.iter().map(|&i| &rows[i].1).collect();
+            let mut depths: Vec<usize> = group.iter().map(|r| r.depth).collect();
+            depths.dedup();
+            if depths.len() < 2 || depths.len() != group.len() {
+                continue;
+            }
+            let sim: Vec<(usize, Finals)> = group.iter().map(|r| (r.depth, r.simulation)).collect();
+            let th: Option<Vec<(usize, Finals)>> =
+                group.iter().map(|r| r.theory.map(|t| (r.depth, t))).collect();
+            let s = exponents(&sim);
+            let t = th.as_deref().map_or([None; 3], exponents);
+            let pair = |k: usize| Exponent {
+                simulation: s[k],
+                theory: t[k],
+            };
+            fits.push(GroupFit {
+                placement: group[0].placement.clone(),
+                scale: group[0].scale.clone(),
+                width: group[0].width,
+                config: value.clone(),
+                depths,
+                q_last: pair(0),
+                grad_ratio: pair(1),
+                token_cos_last: pair(2),
+            });
+        }
+        Summary {
+            schema: crate::report::SCHEMA,
+            rows: rows.into_iter().map(|(_, r)| r).collect(),
+            fits,
+        }
+    }
+
+    /// Summarizes every result file in `dir`.
+    pub fn of_dir(dir: &Path) -> Result<Summary, SweepError> {
+        let mut files = Vec::new();
+        let mut results = Vec::new();
+        for name in store::result_names(dir)? {
+            for r in store::read_document(&dir.join(&name))? {
+                files.push(name.clone());
+                results.push(r);
+            }
+        }
+        Ok(Summary::of(&files, &results))
+    }
+
+    /// Pretty JSON, newline-terminated.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a summary serializes") + "\n"
+    }
+
+    /// Writes `summary.json` into `dir`, atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), SweepError> {
+        crate::report::AtomicFile::create(&dir.join(store::SUMMARY_FILE))
+            .and_then(|f| f.commit(self.to_json().as_bytes()))
+            .map_err(SweepError::Output)
+    }
+
+    /// The summary as text: one line per configuration, then the fitted exponents.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let num = |v: Option<f64>, w: usize| {
+            v.map_or(format!("{:>w$}", "-"), |x| {
+                if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-3) {
+                    format!("{x:>w$.3e}")
+                } else {
+                    format!("{x:>w$.4}")
+                }
+            })
+        };
+        let _ = writeln!(
+            out,
+            "{:<11} {:<14} {:>6} {:>6} {:>11} {:>13} {:>12} {:>8}",
+            "placement", "scale", "L", "d", "q_L", "log10(g0/gL)", "token_cos_L", "diverged"
+        );
+        for r in &self.rows {
+            let s = &r.simulation;
+            let _ = writeln!(
+                out,
+                "{:<11} {:<14} {:>6} {:>6} {} {} {} {:>8}",
+                r.placement,
+                r.scale,
+                r.depth,
+                r.width,
+                num(s.q_last.mean, 11),
+                num(s.log10_grad_ratio, 13),
+                num(s.token_cos_last.mean, 12),
+                r.diverged
+            );
+        }
+        if self.fits.is_empty() {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "\ngrowth exponents against depth (log-log slope [95% interval]; theory)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<11} {:<14} {:>6} {:>30} {:>30} {:>30}",
+            "placement", "scale", "d", "q_L", "grad_0/grad_L", "token_cos_L"
+        );
+        let cell = |e: &Exponent| {
+            let sim = e.simulation.map_or("-".to_string(), |f| match (f.lo, f.hi) {
+                (Some(lo), Some(hi)) => format!("{:.3} [{lo:.3}, {hi:.3}]", f.exponent),
+                _ => format!("{:.3}", f.exponent),
+            });
+            let th = e
+                .theory
+                .map_or("-".to_string(), |f| format!("{:.3}", f.exponent));
+            format!("{sim}; {th}")
+        };
+        for g in &self.fits {
+            let _ = writeln!(
+                out,
+                "{:<11} {:<14} {:>6} {:>30} {:>30} {:>30}",
+                g.placement,
+                g.scale,
+                g.width,
+                cell(&g.q_last),
+                cell(&g.grad_ratio),
+                cell(&g.token_cos_last)
+            );
+        }
+        out
+    }
+}
