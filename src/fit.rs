@@ -47,7 +47,7 @@ pub fn line(x: &[f64], y: &[f64]) -> Option<Fit> {
     let mx = x.iter().sum::<f64>() / kf;
     let my = y.iter().sum::<f64>() / kf;
     let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
-    if !(sxx > 0.0) {
+    if sxx.is_nan() || sxx <= 0.0 {
         return None;
     }
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();

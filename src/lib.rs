@@ -28,6 +28,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod check;
 pub mod block;
 pub mod choice;
 pub mod cli;

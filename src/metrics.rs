@@ -33,9 +33,22 @@ pub struct Boundary {
 
 /// Measures `x` (`n × d`, `n ≥ 2`).
 pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
-    let (n, d) = x.dim();
+    let d = x.ncols();
     let xf = x.mapv(|v| v.f64());
     let gram = xf.dot(&xf.t());
+    let mut m = from_gram(&gram, d);
+    // The distance from rank one directly, not as a difference of Gram sums: near collapse
+    // that difference cancels catastrophically.
+    let mean = xf.mean_axis(Axis(0)).expect("n ≥ 1");
+    let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
+    m.rank1_residual = (centred / gram.diag().sum()).sqrt();
+    m
+}
+
+/// The measures of a matrix with `d` columns whose Gram matrix `X Xᵀ` is `gram`.
+/// `rank1_residual² = (tr G − 1ᵀG1/n) / tr G`.
+pub fn from_gram(gram: &Array2<f64>, d: usize) -> Boundary {
+    let n = gram.nrows();
     let trace: f64 = gram.diag().sum();
     let norms: Vec<f64> = gram.diag().iter().map(|v| v.sqrt()).collect();
     let mut cos_sum = 0.0;
@@ -60,8 +73,7 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
         })
         .sum();
     let lmax = eig.iter().cloned().fold(0.0, f64::max);
-    let mean = xf.mean_axis(Axis(0)).expect("n ≥ 1");
-    let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
+    let off_mean = gram.sum() / n as f64;
     Boundary {
         q: trace / (n * d) as f64,
         token_cos: if pairs > 0 {
@@ -71,7 +83,7 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
         },
         eff_rank: entropy.exp(),
         stable_rank: trace / lmax,
-        rank1_residual: (centred / trace).sqrt(),
+        rank1_residual: ((trace - off_mean) / trace).max(0.0).sqrt(),
     }
 }
 

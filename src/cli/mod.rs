@@ -2,16 +2,22 @@
 //! One file per subcommand; this one has the shared flags and helpers.
 
 mod bench;
+mod check;
 mod merge;
 mod plot;
+mod reproduce;
 mod simulate;
 mod sweep;
+mod theory;
 
 pub use bench::{bench, BenchArgs, BenchCase};
+pub use check::{check, CheckArgs, ChecksFailed};
 pub use merge::{merge, MergeArgs};
 pub use plot::{plot, PlotArgs};
+pub use reproduce::{reproduce, ImageArg, ReproduceArgs};
 pub use simulate::{simulate, FormatArg, SimulateArgs};
 pub use sweep::{sweep, SweepArgs};
+pub use theory::{theory, TheoryArgs};
 
 use crate::config::RawConfig;
 use anyhow::Context;
@@ -31,6 +37,12 @@ pub enum Command {
     /// Run stacks at initialization and report per-layer metrics over seeds.
     #[command(allow_negative_numbers = true)]
     Simulate(Box<SimulateArgs>),
+    /// Mean-field predictions of the same per-layer quantities, in the same schema.
+    #[command(allow_negative_numbers = true)]
+    Theory(Box<TheoryArgs>),
+    /// Hold the theory's named predictions against simulation: PASS/FAIL, exit code 1 on a
+    /// failure.
+    Check(CheckArgs),
     /// Time benchmark workloads: seconds, GFLOP/s and peak memory, each in its own process.
     Bench(BenchArgs),
     /// Run every configuration of a sweep file (lists of values, cross product) into a
@@ -40,16 +52,21 @@ pub enum Command {
     Merge(MergeArgs),
     /// Draw one figure (1-8) from results on disk, PNG or SVG.
     Plot(PlotArgs),
+    /// Every figure from one command: sweeps (cached), figures, check, figures/README.md.
+    Reproduce(ReproduceArgs),
 }
 
 /// Runs the subcommand.
 pub fn run(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Simulate(args) => simulate(args),
+        Command::Theory(args) => theory(args),
+        Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::Sweep(args) => sweep(args),
         Command::Merge(args) => merge(args),
         Command::Plot(args) => plot(args),
+        Command::Reproduce(args) => reproduce(args),
     }
 }
 
@@ -151,6 +168,17 @@ pub struct UsageError(pub String);
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
+}
+
+/// The output format: `--format`, else the extension of `--out`, else JSON.
+pub fn format(arg: Option<FormatArg>, out: Option<&std::path::Path>) -> crate::report::Format {
+    use crate::report::Format;
+    match (arg, out) {
+        (Some(FormatArg::Csv), _) => Format::Csv,
+        (Some(FormatArg::Json), _) => Format::Json,
+        (None, Some(p)) if p.extension().is_some_and(|e| e == "csv") => Format::Csv,
+        (None, _) => Format::Json,
+    }
 }
 
 /// A rayon pool of `threads` workers (all cores when `None`).

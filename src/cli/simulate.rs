@@ -42,12 +42,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     let raw = file.overlay(&args.model.to_raw());
     let cfgs = raw.resolve().map_err(usage)?;
-    let format = match (args.format, &args.out) {
-        (Some(FormatArg::Csv), _) => Format::Csv,
-        (Some(FormatArg::Json), _) => Format::Json,
-        (None, Some(p)) if p.extension().is_some_and(|e| e == "csv") => Format::Csv,
-        (None, _) => Format::Json,
-    };
+    let format = super::format(args.format, args.out.as_deref());
     let out = match &args.out {
         Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
         None => None,

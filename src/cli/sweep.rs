@@ -72,7 +72,8 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let summary = Summary::of_dir(&args.out)?;
+    // The summary predicts every config with the theory: on the same pool.
+    let summary = pool.install(|| Summary::of_dir(&args.out))?;
     summary.write(&args.out)?;
     if !args.quiet {
         print!("{}", summary.table());

@@ -139,7 +139,10 @@ pub fn run(
             (slot.left == 0).then(|| std::mem::take(&mut slot.records))
         };
         if let Some(records) = finished {
-            let records = records.into_iter().map(|r| r.expect("every seed ran")).collect();
+            let records = records
+                .into_iter()
+                .map(|r| r.expect("every seed ran"))
+                .collect();
             let result = simulate::summarize(&cfgs[c], records);
             let path = store::write(dir, &cfgs[c], &result)?;
             written.lock().expect("no panics").push(Written {

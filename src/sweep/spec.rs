@@ -38,7 +38,12 @@ pub struct SweepSpec {
 /// The field names a config file accepts, kebab-case, alphabetical.
 pub fn config_fields() -> Vec<String> {
     match serde_json::to_value(RawConfig::default()) {
-        Ok(Value::Object(m)) => m.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+        Ok(Value::Object(m)) => m
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         _ => unreachable!("RawConfig serializes to an object"),
     }
 }
@@ -87,7 +92,9 @@ impl SweepSpec {
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
                         Value::Object(m) => objects.push(m),
-                        other => return Err(err(format!("[{i}]: expected an object, got {other}"))),
+                        other => {
+                            return Err(err(format!("[{i}]: expected an object, got {other}")))
+                        }
                     }
                 }
                 (objects, true)
@@ -120,7 +127,10 @@ impl SweepSpec {
                 }
                 let values = match value {
                     Value::Array(v) if v.is_empty() => {
-                        return Err(err(format!("{}: empty list (give at least one value)", at(&field))))
+                        return Err(err(format!(
+                            "{}: empty list (give at least one value)",
+                            at(&field)
+                        )))
                     }
                     Value::Array(v) => v,
                     scalar => vec![scalar],
@@ -129,7 +139,8 @@ impl SweepSpec {
                 for v in &values {
                     let mut one = Map::new();
                     one.insert(field.clone(), v.clone());
-                    raw_from(one).map_err(|e| err(if indexed { format!("[{i}].{e}") } else { e }))?;
+                    raw_from(one)
+                        .map_err(|e| err(if indexed { format!("[{i}].{e}") } else { e }))?;
                 }
                 axes.push((field, values));
             }
@@ -218,7 +229,9 @@ impl FromStr for Shard {
             return Err(bad("shards are numbered from 1 (1/n … n/n)"));
         }
         if index > count {
-            return Err(bad(&format!("shard {index} does not exist: there are {count}")));
+            return Err(bad(&format!(
+                "shard {index} does not exist: there are {count}"
+            )));
         }
         Ok(Shard { index, count })
     }
@@ -250,13 +263,17 @@ impl Shard {
             let (s, _) = load
                 .iter()
                 .enumerate()
-                .fold((0, f64::INFINITY), |best, (s, &l)| if l < best.1 { (s, l) } else { best });
+                .fold(
+                    (0, f64::INFINITY),
+                    |best, (s, &l)| if l < best.1 { (s, l) } else { best },
+                );
             load[s] += costs[c];
             mine[c] = s + 1 == self.index;
         }
         cfgs.iter()
             .zip(mine)
-            .filter_map(|(c, m)| m.then(|| c.clone()))
+            .filter(|(_, m)| *m)
+            .map(|(c, _)| c.clone())
             .collect()
     }
 }
@@ -298,14 +315,19 @@ mod tests {
     fn errors_name_the_field() {
         for (json, needle) in [
             (r#"{"placement": "pre", "depth": []}"#, "depth: empty list"),
-            (r#"{"placement": "pre", "depht": 3}"#, "depht: unknown field"),
+            (
+                r#"{"placement": "pre", "depht": 3}"#,
+                "depht: unknown field",
+            ),
             (r#"{"placement": "pre", "depth": ["x"]}"#, "depth"),
             (r#"{"placement": "pre", "depth": [0]}"#, "depth"),
             (r#"[{"placement": "pre"}, {"layers": 2}]"#, "[1].layers"),
             (r#"[]"#, "empty array"),
             (r#"3"#, "expected an object"),
         ] {
-            let e = SweepSpec::from_json(json).and_then(|s| s.expand()).unwrap_err();
+            let e = SweepSpec::from_json(json)
+                .and_then(|s| s.expand())
+                .unwrap_err();
             let e = e.to_string();
             assert!(e.contains(needle), "{json}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
@@ -332,6 +354,9 @@ mod tests {
         for bad in ["3/2", "0/0", "0/3", "1", "a/b", "1/0", "-1/2", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-        assert_eq!("2/8".parse::<Shard>().unwrap(), Shard { index: 2, count: 8 });
+        assert_eq!(
+            "2/8".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 8 }
+        );
     }
 }

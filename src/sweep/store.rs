@@ -16,9 +16,11 @@ use super::SweepError;
 use crate::config::{RawConfig, SimConfig};
 use crate::report::{self, AtomicFile};
 use crate::simulate::{RunResult, Source};
+use crate::theory;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 /// The name of summary files, which sit next to the results.
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -46,7 +48,9 @@ pub fn file_name(cfg: &SimConfig) -> String {
 /// Whether `name` looks like a result file name (16 lowercase hex digits and `.json`).
 pub fn is_result_name(name: &str) -> bool {
     name.strip_suffix(".json").is_some_and(|h| {
-        h.len() == 16 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 16
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -119,6 +123,31 @@ impl Stored {
                 reason: format!("a stored result names {n} placements"),
             })),
         }
+    }
+
+    /// The mean-field prediction for this result's config ([`theory::predict`]), or why
+    /// there is none. Memoized per process by config, so drawing several figures of the
+    /// same results (or a summary and then figures) predicts each config once.
+    pub fn prediction(&self) -> Result<Stored, String> {
+        type Memo = Mutex<HashMap<String, Result<Stored, String>>>;
+        static MEMO: OnceLock<Memo> = OnceLock::new();
+        let memo = MEMO.get_or_init(Memo::default);
+        let cfg = self.sim_config().map_err(|e| e.to_string())?;
+        let key = canonical(&cfg);
+        if let Some(v) = memo
+            .lock()
+            .expect("no panics while holding the memo")
+            .get(&key)
+        {
+            return v.clone();
+        }
+        let v = theory::predict(&cfg)
+            .map(|t| Stored::from_run(&t))
+            .map_err(|e| e.to_string());
+        memo.lock()
+            .expect("no panics while holding the memo")
+            .insert(key, v.clone());
+        v
     }
 
     /// Depth `L` of the stack.

@@ -10,7 +10,7 @@ use super::store::{self, Stored};
 use super::SweepError;
 use crate::fit::{self, Fit};
 use crate::simulate::Source;
-use crate::theory;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -119,8 +119,9 @@ fn group_key(r: &Stored) -> (String, serde_json::Value) {
     (v.to_string(), v)
 }
 
-/// Fits each final quantity against depth over the given `(depth, finals)` points.
-fn exponents(points: &[(usize, Finals)]) -> [Option<Fit>; 3] {
+/// Fits `q_L`, `grad_0/grad_L` and `token_cos_L` against depth over `(depth, finals)` points
+/// (log-log; `None` where a value is missing or not positive).
+pub fn exponents(points: &[(usize, Finals)]) -> [Option<Fit>; 3] {
     let lx: Vec<f64> = points.iter().map(|(l, _)| (*l as f64).log10()).collect();
     let fit_logs = |ys: Vec<Option<f64>>| {
         let ys: Option<Vec<f64>> = ys.into_iter().collect();
@@ -145,15 +146,16 @@ impl Summary {
     pub fn of(files: &[String], results: &[Stored]) -> Summary {
         let mut rows: Vec<(String, Row)> = Vec::new();
         let mut groups: BTreeMap<String, (serde_json::Value, Vec<usize>)> = BTreeMap::new();
-        for (file, r) in files.iter().zip(results) {
+        // Predictions are independent: compute them on the rayon pool.
+        let theories: Vec<Option<Finals>> = results
+            .par_iter()
+            .map(|r| r.prediction().ok().map(|t| Finals::of(&t)))
+            .collect();
+        for (k, (file, r)) in files.iter().zip(results).enumerate() {
             if r.source != Source::Simulation {
                 continue;
             }
-            let theory = r
-                .sim_config()
-                .ok()
-                .and_then(|c| theory::predict(&c).ok())
-                .map(|t| Finals::of(&Stored::from_run(&t)));
+            let theory = theories[k];
             let c = &r.config;
             let (key, value) = group_key(r);
             rows.push((
@@ -186,8 +188,10 @@ impl Summary {
                 continue;
             }
             let sim: Vec<(usize, Finals)> = group.iter().map(|r| (r.depth, r.simulation)).collect();
-            let th: Option<Vec<(usize, Finals)>> =
-                group.iter().map(|r| r.theory.map(|t| (r.depth, t))).collect();
+            let th: Option<Vec<(usize, Finals)>> = group
+                .iter()
+                .map(|r| r.theory.map(|t| (r.depth, t)))
+                .collect();
             let s = exponents(&sim);
             let t = th.as_deref().map_or([None; 3], exponents);
             let pair = |k: usize| Exponent {
@@ -242,6 +246,8 @@ impl Summary {
         let mut out = String::new();
         let num = |v: Option<f64>, w: usize| {
             v.map_or(format!("{:>w$}", "-"), |x| {
+                // No negative zeros in the table.
+                let x = if x.abs() < 5e-5 { 0.0 } else { x };
                 if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-3) {
                     format!("{x:>w$.3e}")
                 } else {
@@ -282,13 +288,23 @@ impl Summary {
             "placement", "scale", "d", "q_L", "grad_0/grad_L", "token_cos_L"
         );
         let cell = |e: &Exponent| {
-            let sim = e.simulation.map_or("-".to_string(), |f| match (f.lo, f.hi) {
-                (Some(lo), Some(hi)) => format!("{:.3} [{lo:.3}, {hi:.3}]", f.exponent),
-                _ => format!("{:.3}", f.exponent),
-            });
-            let th = e
-                .theory
-                .map_or("-".to_string(), |f| format!("{:.3}", f.exponent));
+            let three = |v: f64| {
+                let s = format!("{v:.3}");
+                if s == "-0.000" {
+                    "0.000".to_string()
+                } else {
+                    s
+                }
+            };
+            let sim = e
+                .simulation
+                .map_or("-".to_string(), |f| match (f.lo, f.hi) {
+                    (Some(lo), Some(hi)) => {
+                        format!("{} [{}, {}]", three(f.exponent), three(lo), three(hi))
+                    }
+                    _ => three(f.exponent),
+                });
+            let th = e.theory.map_or("-".to_string(), |f| three(f.exponent));
             format!("{sim}; {th}")
         };
         for g in &self.fits {

@@ -1,0 +1,111 @@
+//! `spannorm check`.
+
+use super::usage;
+use crate::check::{Perturbation, Preset, Runner, Status, Verdict};
+use crate::report::AtomicFile;
+use clap::{Args, ValueEnum};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    /// Small widths and depths (d = 128, n = 16): what CI runs.
+    Ci,
+    /// d up to 1024, depth up to 4096.
+    Full,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Sizes of the check run.
+    #[arg(long, value_enum, default_value = "ci")]
+    pub preset: PresetArg,
+    /// Write the verdicts as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// An error for a check run with failed predictions: exit code 1, not 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} of {1} predictions failed")]
+pub struct ChecksFailed(pub usize, pub usize);
+
+/// The verdict table.
+pub fn table(verdicts: &[Verdict]) -> String {
+    let mut out = format!(
+        "{:<58} {:>12} {:>25} {:>12} {:>10}  {}\n",
+        "prediction", "measured", "95% interval", "predicted", "tolerance", "verdict"
+    );
+    let g = |v: f64| {
+        if v.is_finite() && (v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3)) {
+            format!("{v:.4e}")
+        } else {
+            format!("{v:.5}")
+        }
+    };
+    for v in verdicts {
+        let interval = v
+            .interval
+            .map_or("-".to_string(), |(a, b)| format!("[{}, {}]", g(a), g(b)));
+        let status = match v.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::KnownDeviation => "DEVIATION",
+        };
+        let _ = writeln!(
+            out,
+            "{:<58} {:>12} {:>25} {:>12} {:>10}  {status}",
+            v.name,
+            g(v.measured),
+            interval,
+            g(v.predicted),
+            g(v.tolerance)
+        );
+    }
+    out
+}
+
+/// `spannorm check`.
+pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    let preset = match args.preset {
+        PresetArg::Ci => Preset::Ci,
+        PresetArg::Full => Preset::Full,
+    };
+    let out = match &args.out {
+        Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
+        None => None,
+    };
+    let quiet = args.quiet;
+    let progress = move |step: &str| {
+        if !quiet {
+            eprintln!("check: {step}");
+        }
+    };
+    let verdicts = Runner::new(preset, Perturbation::None, &progress).run();
+    print!("{}", table(&verdicts));
+    let failed = verdicts.iter().filter(|v| v.status == Status::Fail).count();
+    let deviations = verdicts
+        .iter()
+        .filter(|v| v.status == Status::KnownDeviation)
+        .count();
+    println!(
+        "{} passed, {failed} failed, {deviations} known deviations (analysis/checks.md)",
+        verdicts.len() - failed - deviations
+    );
+    if let Some(file) = out {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "preset": format!("{:?}", args.preset).to_lowercase(),
+            "verdicts": verdicts,
+        });
+        file.commit((serde_json::to_string_pretty(&doc)? + "\n").as_bytes())
+            .map_err(usage)?;
+    }
+    if failed > 0 {
+        return Err(ChecksFailed(failed, verdicts.len()).into());
+    }
+    Ok(())
+}

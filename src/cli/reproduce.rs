@@ -1,0 +1,161 @@
+//! `spannorm reproduce`.
+
+use super::{pool, progress, usage};
+use crate::plot::{self, reproduce};
+use crate::report::AtomicFile;
+use crate::sweep::{self, store, Summary};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageArg {
+    Png,
+    Svg,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Where the figures and their README go.
+    #[arg(long, default_value = "figures")]
+    pub out: PathBuf,
+    /// Results cache: one file per configuration, reused by later runs.
+    #[arg(long, default_value = "target/reproduce-results")]
+    pub results: PathBuf,
+    /// Only these figures (repeatable) [default: all].
+    #[arg(long = "figure")]
+    pub figures: Vec<usize>,
+    /// Image format.
+    #[arg(long, value_enum, default_value = "png")]
+    pub format: ImageArg,
+    /// Do not run `check --preset full`.
+    #[arg(long)]
+    pub no_check: bool,
+    /// Worker threads [default: all cores]. Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `spannorm reproduce`: every figure's sweep (cached results reused), every figure, the
+/// verdicts of `check --preset full`, and `figures/README.md`.
+pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let figures = reproduce::select(&args.figures).map_err(usage)?;
+    sweep::check_out_dir(&args.results).map_err(usage)?;
+    sweep::check_out_dir(&args.out).map_err(usage)?;
+    let cfgs = reproduce::configs(&figures)?;
+    let mut pending = Vec::new();
+    for c in &cfgs {
+        if !store::is_done(&args.results, c).map_err(usage)? {
+            pending.push(c.clone());
+        }
+    }
+    let say = |s: String| {
+        if !args.quiet {
+            eprintln!("{s}");
+        }
+    };
+    say(format!(
+        "reproduce: {} figures, {} configs, {} cached, running {}",
+        figures.len(),
+        cfgs.len(),
+        cfgs.len() - pending.len(),
+        pending.len()
+    ));
+    let pool = pool(args.threads)?;
+    let seeds: usize = pending.iter().map(|c| c.seeds).sum();
+    let bar = progress(seeds as u64, "simulate", args.quiet);
+    let written = pool.install(|| sweep::run(&pending, &args.results, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    written?;
+    let t_sim = start.elapsed().as_secs_f64();
+    say(format!(
+        "simulations done in {t_sim:.0} s; theory and figures"
+    ));
+    pool.install(|| -> anyhow::Result<()> {
+        Summary::of_dir(&args.results)?.write(&args.results)?;
+        Ok(())
+    })?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let all = store::load(std::slice::from_ref(&args.results))?;
+    let ext = match args.format {
+        ImageArg::Png => "png",
+        ImageArg::Svg => "svg",
+    };
+    let mut drawn = Vec::new();
+    for f in &figures {
+        let results = plot::select(&f.sweep(), all.clone())?;
+        let image = format!("{}.{ext}", f.slug);
+        let notes = pool.install(|| plot::draw(f, &results, &args.out.join(&image)))?;
+        say(format!(
+            "figure {}: {}",
+            f.number,
+            args.out.join(&image).display()
+        ));
+        drawn.push(reproduce::Drawn {
+            figure: f,
+            image,
+            notes,
+        });
+    }
+    let t_fig = start.elapsed().as_secs_f64();
+    let verdicts = if args.no_check {
+        "Not run (`--no-check`); run `spannorm check --preset full`.".to_string()
+    } else {
+        say("check --preset full".into());
+        check_verdicts()?
+    };
+    let total = start.elapsed().as_secs_f64();
+    let readme = reproduce::readme(
+        &drawn,
+        &args.results.display().to_string(),
+        &args.out.display().to_string(),
+        &format!(
+            "{verdicts}\n\nThis run: {total:.0} s in all ({t_sim:.0} s simulating {} of {} \
+             configurations, the rest cached; figures done at {t_fig:.0} s), {} worker threads.",
+            pending.len(),
+            cfgs.len(),
+            pool.current_num_threads()
+        ),
+    );
+    AtomicFile::create(&args.out.join("README.md"))
+        .and_then(|f| f.commit(readme.as_bytes()))
+        .map_err(usage)?;
+    say(format!(
+        "done in {total:.0} s: {}",
+        args.out.join("README.md").display()
+    ));
+    Ok(())
+}
+
+/// Runs `spannorm check --preset full` in a child process and returns its report as
+/// Markdown (a note when this build has no `check`).
+fn check_verdicts() -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
+    let out = std::process::Command::new(exe)
+        .args(["check", "--preset", "full"])
+        .output()
+        .context("cannot run spannorm check")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Ok(match out.status.code() {
+        Some(2) if stdout.trim().is_empty() => format!(
+            "`spannorm check --preset full` is not available in this build ({}).",
+            stderr.trim()
+        ),
+        Some(0) => format!(
+            "`spannorm check --preset full`: every claim passes.\n\n```\n{}\n```",
+            stdout.trim_end()
+        ),
+        _ => format!(
+            "`spannorm check --preset full` reports failures (exit code {:?}).\n\n```\n{}\n```",
+            out.status.code(),
+            stdout.trim_end()
+        ),
+    })
+}

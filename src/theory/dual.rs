@@ -1,0 +1,121 @@
+//! Dual kernels of the feed-forward nonlinearities: for pre-activations `(u, v)` jointly
+//! Gaussian with variances `(Q_i, Q_j)` and covariance `C`,
+//! forward `E[φ(u) φ(v)]` and backward `E[φ'(u) φ'(v)]`.
+//!
+//! relu in closed form (arc-cosine kernels of degree 1 and 0, Cho & Saul 2009):
+//! `E[relu(u) relu(v)] = √(Q_i Q_j) (sin θ + (π − θ) cos θ) / (2π)`,
+//! `E[1{u>0} 1{v>0}] = (π − θ) / (2π)`, `cos θ = C / √(Q_i Q_j)`.
+//! gelu and silu by Gauss–Hermite quadrature ([`super::quadrature`]).
+
+use super::quadrature::expect2;
+use std::f64::consts::PI;
+
+/// A scalar nonlinearity whose dual kernels are needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phi {
+    Relu,
+    Gelu,
+    /// `silu(u) = u σ(u)`, the gate of swiglu.
+    Silu,
+}
+
+fn norm_cdf(u: f64) -> f64 {
+    0.5 * (1.0 + libm::erf(u / std::f64::consts::SQRT_2))
+}
+
+fn value(p: Phi, u: f64) -> f64 {
+    match p {
+        Phi::Relu => u.max(0.0),
+        Phi::Gelu => u * norm_cdf(u),
+        Phi::Silu => u / (1.0 + (-u).exp()),
+    }
+}
+
+fn slope(p: Phi, u: f64) -> f64 {
+    match p {
+        Phi::Relu => f64::from(u > 0.0),
+        Phi::Gelu => norm_cdf(u) + u * (-0.5 * u * u).exp() / (2.0 * PI).sqrt(),
+        Phi::Silu => {
+            let s = 1.0 / (1.0 + (-u).exp());
+            s * (1.0 + u * (1.0 - s))
+        }
+    }
+}
+
+fn corr(qi: f64, qj: f64, c: f64) -> f64 {
+    if qi <= 0.0 || qj <= 0.0 {
+        return 0.0;
+    }
+    (c / (qi * qj).sqrt()).clamp(-1.0, 1.0)
+}
+
+/// `E[φ(u) φ(v)]`.
+pub fn forward(p: Phi, qi: f64, qj: f64, c: f64) -> f64 {
+    let r = corr(qi, qj, c);
+    match p {
+        Phi::Relu => {
+            let th = r.acos();
+            (qi * qj).sqrt() * (th.sin() + (PI - th) * r) / (2.0 * PI)
+        }
+        _ => expect2(qi, qj, r, |u| value(p, u), |v| value(p, v)),
+    }
+}
+
+/// `E[φ'(u) φ'(v)]`.
+pub fn backward(p: Phi, qi: f64, qj: f64, c: f64) -> f64 {
+    let r = corr(qi, qj, c);
+    match p {
+        Phi::Relu => (PI - r.acos()) / (2.0 * PI),
+        _ => expect2(qi, qj, r, |u| slope(p, u), |v| slope(p, v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::theory::quadrature::golub_welsch;
+
+    /// Quadrature with many nodes, as the slow reference for the closed forms.
+    fn brute(qi: f64, qj: f64, r: f64, f: impl Fn(f64) -> f64) -> f64 {
+        let (z, w) = golub_welsch(200);
+        let s = (1.0 - r * r).sqrt();
+        let mut acc = 0.0;
+        for (&a, &wa) in z.iter().zip(&w) {
+            for (&b, &wb) in z.iter().zip(&w) {
+                acc += wa * wb * f(qi.sqrt() * a) * f(qj.sqrt() * (r * a + s * b));
+            }
+        }
+        acc
+    }
+
+    #[test]
+    fn relu_closed_form_matches_quadrature() {
+        // The kink limits quadrature to about 1e-4 relative at 200 nodes.
+        for &(qi, qj, r) in &[(1.0, 1.0, 0.2), (2.0, 0.5, -0.6), (1.0, 3.0, 0.95)] {
+            let c = r * (qi * qj as f64).sqrt();
+            let exact = forward(Phi::Relu, qi, qj, c);
+            let quad = brute(qi, qj, r, |u| u.max(0.0));
+            assert!(
+                (exact - quad).abs() < 2e-4 * exact.abs().max(1e-3),
+                "{exact} {quad}"
+            );
+            let exact = backward(Phi::Relu, qi, qj, c);
+            let quad = brute(qi, qj, r, |u| f64::from(u > 0.0));
+            assert!((exact - quad).abs() < 5e-3, "{exact} {quad}");
+        }
+        // Diagonal: E relu(u)² = Q/2, E 1{u>0} = 1/2.
+        assert!((forward(Phi::Relu, 3.0, 3.0, 3.0) - 1.5).abs() < 1e-15);
+        assert!((backward(Phi::Relu, 3.0, 3.0, 3.0) - 0.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn gelu_and_silu_reference_values() {
+        // analysis/theory.md §2.3 at σ_w = 1, q = 1: gelu c_F = 0.42522, γ_F = 0.45585;
+        // swiglu c_F = E silu² = 0.35578, γ_F = E silu'² + E silu² = 0.73526.
+        assert!((forward(Phi::Gelu, 1.0, 1.0, 1.0) - 0.42522).abs() < 5e-6);
+        assert!((backward(Phi::Gelu, 1.0, 1.0, 1.0) - 0.45585).abs() < 5e-6);
+        let s2 = forward(Phi::Silu, 1.0, 1.0, 1.0);
+        assert!((s2 - 0.35578).abs() < 5e-6);
+        assert!((backward(Phi::Silu, 1.0, 1.0, 1.0) + s2 - 0.73526).abs() < 5e-6);
+    }
+}

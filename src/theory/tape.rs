@@ -1,0 +1,528 @@
+//! The mean-field counterpart of [`crate::block::Tape`]: the same placement formulas, run on
+//! token kernels instead of matrices (`analysis/theory.md` §1.5, §2, §3).
+//!
+//! # Representation
+//! At infinite width every value `u` in a block is a sum `Σ_s D_s ζ_s` of independent
+//! Gaussian *sources* `ζ_s` (the block input, and each sublayer output: they end in a fresh
+//! zero-mean matrix, so they are independent of everything before them) with per-token
+//! coefficients `D_s` (norms rescale tokens, scales and sums combine). The token kernel of
+//! `u` is `K_u = Σ_s (D_s D_sᵀ) ⊙ K_s`, and the cross kernel of two values sums over their
+//! common sources. This carries the cross terms that identity paths through norms create
+//! (`span-outer`, `b2t`) without special cases.
+//!
+//! Backward, gradients are sums of independent gradient sources in the same way: the
+//! upstream gradient, and one new source per sublayer (its Jacobian contains fresh
+//! zero-mean matrices), with kernels `Γ_s`.
+
+use super::attention::{p2, uniform};
+use super::dual::{self, Phi};
+use super::TheoryError;
+use crate::attention::Mask;
+use crate::block::{BlockOps, Probe};
+use crate::ffn::Activation;
+use crate::norm::{Norm, EPS};
+use ndarray::{Array1, Array2};
+
+/// Per-configuration constants of the maps.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub n: usize,
+    pub d: usize,
+    pub d_ff: usize,
+    pub norm: Norm,
+    pub mask: Mask,
+    pub act: Activation,
+    /// Per-entry gains `var · fan_in` of `W_q, W_k, W_v, W_o` (DeepNorm's `β²` included).
+    pub g_q: f64,
+    pub g_k: f64,
+    pub g_v: f64,
+    pub g_o: f64,
+    /// Gains of `W_1, W_2, W_g`.
+    pub g_1: f64,
+    pub g_2: f64,
+    pub g_g: f64,
+    /// `W_q = 0`: attention is exactly uniform.
+    pub zero_query: bool,
+    /// Bidirectional mask: every kernel keeps the exchangeable form `q[ρ 11ᵀ + (1 − ρ) I]`.
+    pub exchangeable: bool,
+}
+
+/// A value: `(source, per-token coefficient)` pairs, sources in increasing order.
+#[derive(Clone, Debug, Default)]
+pub struct Sig(Vec<(usize, Array1<f64>)>);
+
+impl Sig {
+    fn unit(source: usize, n: usize) -> Sig {
+        Sig(vec![(source, Array1::ones(n))])
+    }
+
+    fn scaled(&self, c: &Array1<f64>) -> Sig {
+        Sig(self.0.iter().map(|(s, d)| (*s, d * c)).collect())
+    }
+
+    fn plus(&mut self, other: &Sig) {
+        for (s, d) in &other.0 {
+            match self.0.binary_search_by_key(s, |t| t.0) {
+                Ok(i) => self.0[i].1 += d,
+                Err(i) => self.0.insert(i, (*s, d.clone())),
+            }
+        }
+    }
+
+    /// `Σ_s (D_s D_sᵀ) ⊙ K_s`.
+    fn kernel(&self, sources: &[Array2<f64>]) -> Array2<f64> {
+        let n = sources[0].nrows();
+        let mut k = Array2::zeros((n, n));
+        for (s, d) in &self.0 {
+            let ks = &sources[*s];
+            for i in 0..n {
+                for j in 0..n {
+                    k[[i, j]] += d[i] * d[j] * ks[[i, j]];
+                }
+            }
+        }
+        k
+    }
+}
+
+enum TOp {
+    Norm { x: usize, coef: Array1<f64> },
+    Attn { x: usize, k_in: Array2<f64> },
+    Ffn { x: usize, k_in: Array2<f64> },
+    Scale { x: usize, c: f64 },
+    Add { xs: Vec<usize> },
+}
+
+/// `K` with its diagonal and off-diagonal replaced by their means (exact by symmetry for the
+/// bidirectional mask, and it keeps rounding from breaking the symmetry).
+pub fn exchangeable(k: &Array2<f64>) -> Array2<f64> {
+    let n = k.nrows();
+    let diag = k.diag().sum() / n as f64;
+    let off = if n > 1 {
+        (k.sum() - k.diag().sum()) / (n * (n - 1)) as f64
+    } else {
+        0.0
+    };
+    Array2::from_shape_fn((n, n), |(i, j)| if i == j { diag } else { off })
+}
+
+/// `(q, ρ)` of an exchangeable kernel.
+fn q_rho(k: &Array2<f64>) -> (f64, f64) {
+    let n = k.nrows();
+    let q = k.diag().sum() / n as f64;
+    let off = (k.sum() - k.diag().sum()) / (n * (n - 1)) as f64;
+    (q, off / q)
+}
+
+/// Applies `f(K_ii, K_jj, K_ij)` entrywise (twice only, for an exchangeable kernel).
+fn entrywise(k: &Array2<f64>, exch: bool, f: impl Fn(f64, f64, f64) -> f64) -> Array2<f64> {
+    let n = k.nrows();
+    if exch {
+        let (q, rho) = q_rho(k);
+        let (a, b) = (f(q, q, q), f(q, q, rho * q));
+        return Array2::from_shape_fn((n, n), |(i, j)| if i == j { a } else { b });
+    }
+    let mut out = Array2::zeros((n, n));
+    for i in 0..n {
+        for j in i..n {
+            let v = f(k[[i, i]], k[[j, j]], k[[i, j]]);
+            out[[i, j]] = v;
+            out[[j, i]] = v;
+        }
+    }
+    out
+}
+
+/// Mean-field values of one weight gradient: `E‖∂ℓ/∂W‖_F²`, or `None` where the theory
+/// has no prediction (or the gradient is exactly zero).
+pub type ParamGrads = Vec<(&'static str, Option<f64>)>;
+
+/// One block's mean-field forward pass, recorded for its backward pass.
+pub struct TheoryTape<'c> {
+    ctx: &'c Ctx,
+    sources: Vec<Array2<f64>>,
+    nodes: Vec<Sig>,
+    ops: Vec<(TOp, usize)>,
+    probe: Probe,
+    /// Whether trunk norms see gradients orthogonal to their input (§2.2, `η = 0`).
+    trunk_normalized: bool,
+    /// The last block, whose output gradient is the independent loss projection.
+    top_block: bool,
+    error: Option<TheoryError>,
+}
+
+impl<'c> TheoryTape<'c> {
+    /// A tape whose node 0 is the block input with kernel `k_in`.
+    pub fn new(
+        ctx: &'c Ctx,
+        k_in: Array2<f64>,
+        trunk_normalized: bool,
+        top_block: bool,
+    ) -> (Self, usize) {
+        let n = ctx.n;
+        let tape = TheoryTape {
+            ctx,
+            sources: vec![k_in],
+            nodes: vec![Sig::unit(0, n)],
+            ops: Vec::new(),
+            probe: Probe::default(),
+            trunk_normalized,
+            top_block,
+            error: None,
+        };
+        (tape, 0)
+    }
+
+    fn push(&mut self, op: TOp, sig: Sig) -> usize {
+        self.nodes.push(sig);
+        let out = self.nodes.len() - 1;
+        self.ops.push((op, out));
+        out
+    }
+
+    fn source(&mut self, k: Array2<f64>) -> Sig {
+        let k = if self.ctx.exchangeable {
+            exchangeable(&k)
+        } else {
+            k
+        };
+        self.sources.push(k);
+        Sig::unit(self.sources.len() - 1, self.ctx.n)
+    }
+
+    /// The token kernel of a node.
+    pub fn kernel(&self, node: usize) -> Array2<f64> {
+        self.nodes[node].kernel(&self.sources)
+    }
+
+    /// `E[x_i · u_i]/d` per token, for the block input `x` and node `u`.
+    pub fn cross_input_diag(&self, node: usize) -> Array1<f64> {
+        let k0 = &self.sources[0];
+        let n = self.ctx.n;
+        self.nodes[node]
+            .0
+            .iter()
+            .filter(|(s, _)| *s == 0)
+            .map(|(_, d)| Array1::from_shape_fn(n, |i| d[i] * k0[[i, i]]))
+            .fold(Array1::zeros(n), |a, b| a + b)
+    }
+
+    /// The probes recorded by the forward pass.
+    pub fn probe(&self) -> Probe {
+        self.probe
+    }
+
+    /// The first failed assumption, if any.
+    pub fn error(&self) -> Option<&TheoryError> {
+        self.error.as_ref()
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(TheoryError::Unsupported {
+                what: "this configuration".into(),
+                reason,
+            });
+        }
+    }
+
+    /// Softmax statistics of an exchangeable attention input: `(q, ρ, P_2, c_s)`.
+    fn softmax_stats(&mut self, k: &Array2<f64>) -> (f64, f64, f64, f64) {
+        let c = self.ctx;
+        let (q, rho) = q_rho(k);
+        let var = c.g_q * c.g_k * q * q * (1.0 - rho);
+        if var > 1.0 {
+            self.fail(format!(
+                "softmax attention outside the near-uniform regime (within-row logit variance \
+                 {var:.3} > 1; see analysis/theory.md §2.5.3)"
+            ));
+        }
+        let cs = c.g_q * c.g_k * q * q * rho * (1.0 - rho);
+        (q, rho, p2(var.min(4.0), c.n), cs)
+    }
+
+    /// `g_X`-side kernel of the forward `P K Pᵀ` for softmax (4 classes of `E[P_ij P_i'j']`).
+    fn softmax_pkp(&self, q: f64, rho: f64, p2v: f64, cs: f64) -> Array2<f64> {
+        let n = self.ctx.n;
+        let diag = q * (rho + (1.0 - rho) * p2v);
+        let off = q * (rho + (1.0 - rho) * cs.exp() / n as f64);
+        Array2::from_shape_fn((n, n), |(i, j)| if i == j { diag } else { off })
+    }
+
+    /// Which nodes consume each node.
+    fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut c = vec![Vec::new(); self.nodes.len()];
+        for (k, (op, _)) in self.ops.iter().enumerate() {
+            match op {
+                TOp::Norm { x, .. }
+                | TOp::Attn { x, .. }
+                | TOp::Ffn { x, .. }
+                | TOp::Scale { x, .. } => c[*x].push(k),
+                TOp::Add { xs } => xs.iter().for_each(|x| c[*x].push(k)),
+            }
+        }
+        c
+    }
+
+    /// The gradient kernel at the block input from the kernel `gamma_out` at node `out`, and
+    /// the mean-field `E‖∂ℓ/∂W‖²` of each weight (names as [`crate::simulate::weight_names`]).
+    pub fn backward(&self, out: usize, gamma_out: Array2<f64>) -> (Array2<f64>, ParamGrads) {
+        let c = self.ctx;
+        let n = c.n;
+        let mut gsrc = vec![gamma_out];
+        let mut grads: Vec<Option<Sig>> = vec![None; self.nodes.len()];
+        grads[out] = Some(Sig::unit(0, n));
+        let consumers = self.consumers();
+        let mut params: ParamGrads = Vec::new();
+        let add_grad = |grads: &mut Vec<Option<Sig>>, x: usize, s: Sig| match &mut grads[x] {
+            Some(g) => g.plus(&s),
+            None => grads[x] = Some(s),
+        };
+        for (op, o) in self.ops.iter().rev() {
+            let Some(g) = grads[*o].take() else { continue };
+            match op {
+                TOp::Norm { x, coef } => {
+                    // The norm's Jacobian removes the gradient's component along its output:
+                    // a fraction 1/d of an independent gradient (η = 1), nothing of one that
+                    // is already orthogonal (η = 0: trunk norms of trunk-normalized stacks,
+                    // below the top, by scale invariance; theory.md §2.2).
+                    let block_output = consumers[*o].is_empty();
+                    let into_sublayers = !block_output
+                        && consumers[*o]
+                            .iter()
+                            .all(|&j| matches!(self.ops[j].0, TOp::Attn { .. } | TOp::Ffn { .. }));
+                    let independent = into_sublayers
+                        || !self.trunk_normalized
+                        || (block_output && self.top_block);
+                    let eta = if independent { 1.0 } else { 0.0 };
+                    let f = (1.0 - eta / c.d as f64).sqrt();
+                    add_grad(&mut grads, *x, g.scaled(&(coef * f)));
+                }
+                TOp::Scale { x, c: s } => {
+                    add_grad(&mut grads, *x, g.scaled(&Array1::from_elem(n, *s)));
+                }
+                TOp::Add { xs } => {
+                    for &x in xs {
+                        add_grad(&mut grads, x, g.clone());
+                    }
+                }
+                TOp::Attn { x, k_in } => {
+                    let gy = g.kernel(&gsrc);
+                    let (gin, p) = self.attn_backward(k_in, &gy);
+                    params.extend(p);
+                    gsrc.push(if c.exchangeable {
+                        exchangeable(&gin)
+                    } else {
+                        gin
+                    });
+                    add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
+                }
+                TOp::Ffn { x, k_in } => {
+                    let gy = g.kernel(&gsrc);
+                    let (gin, p) = self.ffn_backward(k_in, &gy);
+                    params.extend(p);
+                    gsrc.push(if c.exchangeable {
+                        exchangeable(&gin)
+                    } else {
+                        gin
+                    });
+                    add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
+                }
+            }
+        }
+        let gx = grads[0]
+            .take()
+            .map_or_else(|| Array2::zeros((n, n)), |g| g.kernel(&gsrc));
+        // Parameters were visited top-down; report them in the simulation's order.
+        let order = [
+            "attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o", "ffn.w_1", "ffn.w_2", "ffn.w_g",
+        ];
+        params.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
+        (gx, params)
+    }
+
+    fn attn_backward(&self, k_in: &Array2<f64>, gy: &Array2<f64>) -> (Array2<f64>, ParamGrads) {
+        let c = self.ctx;
+        let n = c.n;
+        let d = c.d as f64;
+        if c.zero_query {
+            let p = uniform(n, c.mask);
+            let gin = p.t().dot(gy).dot(&p) * (c.g_v * c.g_o);
+            // ∂ℓ/∂W_o = Oᵀ G_A with O = P V: E‖·‖² = d Σ (g_v P K Pᵀ) ⊙ Γ_A.
+            let k_o = p.dot(k_in).dot(&p.t()) * c.g_v;
+            let w_o = d * (&k_o * gy).sum();
+            // ∂ℓ/∂W_v = Xᵀ Pᵀ G_A W_oᵀ: E‖·‖² = d Σ K ⊙ (g_o Pᵀ Γ_A P).
+            let w_v = d * (k_in * &(p.t().dot(gy).dot(&p) * c.g_o)).sum();
+            let params = vec![
+                ("attn.w_q", None),
+                ("attn.w_k", None),
+                ("attn.w_v", Some(w_v)),
+                ("attn.w_o", Some(w_o)),
+            ];
+            return (gin, params);
+        }
+        // Softmax, exchangeable: value path with the 4-class E[P P], plus the score path on
+        // the diagonal (its token correlation is taken as 0; theory.md §2.5.3).
+        let (q, rho) = q_rho(k_in);
+        let var = c.g_q * c.g_k * q * q * (1.0 - rho);
+        let p2v = p2(var.min(4.0), n);
+        let cs = c.g_q * c.g_k * q * q * rho * (1.0 - rho);
+        let (gq, kappa) = {
+            let (a, r) = q_rho(gy);
+            (a * n as f64, r)
+        };
+        let nf = n as f64;
+        let gv = c.g_v * c.g_o;
+        let diag = gv * (gq / nf) * (p2v + kappa * cs.exp() * (1.0 - 1.0 / nf));
+        let off = gv * (gq / nf) * ((1.0 - p2v) / (nf - 1.0) + kappa * (1.0 - cs.exp() / nf));
+        let score = c.g_q
+            * c.g_k
+            * c.g_v
+            * c.g_o
+            * q
+            * q
+            * (1.0 - rho)
+            * ((1.0 - rho) * p2v + kappa * rho + (1.0 - kappa * rho) * p2v);
+        let gin = Array2::from_shape_fn(
+            (n, n),
+            |(i, j)| {
+                if i == j {
+                    diag + score * gq / nf
+                } else {
+                    off
+                }
+            },
+        );
+        let params = vec![
+            ("attn.w_q", None),
+            ("attn.w_k", None),
+            ("attn.w_v", None),
+            ("attn.w_o", None),
+        ];
+        (gin, params)
+    }
+
+    fn ffn_backward(&self, k_in: &Array2<f64>, gy: &Array2<f64>) -> (Array2<f64>, ParamGrads) {
+        let c = self.ctx;
+        let (d, dff) = (c.d as f64, c.d_ff as f64);
+        let ex = c.exchangeable;
+        match c.act {
+            Activation::Relu | Activation::Gelu => {
+                let phi = if c.act == Activation::Relu {
+                    Phi::Relu
+                } else {
+                    Phi::Gelu
+                };
+                let q = k_in * c.g_1;
+                let slope = entrywise(&q, ex, |a, b, x| dual::backward(phi, a, b, x));
+                let value = entrywise(&q, ex, |a, b, x| dual::forward(phi, a, b, x));
+                let gh = &slope * gy * c.g_2;
+                let gin = &gh * c.g_1;
+                let params = vec![
+                    ("ffn.w_1", Some(d * (k_in * &gh).sum())),
+                    ("ffn.w_2", Some(dff * (&value * gy).sum())),
+                ];
+                (gin, params)
+            }
+            Activation::Swiglu => {
+                let qg = k_in * c.g_g;
+                let s_val = entrywise(&qg, ex, |a, b, x| dual::forward(Phi::Silu, a, b, x));
+                let s_slope = entrywise(&qg, ex, |a, b, x| dual::backward(Phi::Silu, a, b, x));
+                let up = k_in * c.g_1;
+                // Through W_g: Γ ⊙ (g_1 K) ⊙ E[silu' silu'], gain g_g; through W_1:
+                // Γ ⊙ E[silu silu], gain g_1; both after W_2 (gain g_2).
+                let g_gate = &(&up * &s_slope) * gy * c.g_2;
+                let g_up = &s_val * gy * c.g_2;
+                let gin = &g_gate * c.g_g + &g_up * c.g_1;
+                let z = &s_val * &up;
+                let params = vec![
+                    ("ffn.w_1", Some(d * (k_in * &g_up).sum())),
+                    ("ffn.w_2", Some(dff * (&z * gy).sum())),
+                    ("ffn.w_g", Some(d * (k_in * &g_gate).sum())),
+                ];
+                (gin, params)
+            }
+        }
+    }
+}
+
+impl BlockOps for TheoryTape<'_> {
+    type Node = usize;
+
+    fn norm_gain(&mut self, x: usize, gain: f64) -> usize {
+        let k = self.kernel(x);
+        // layernorm centres each token: at large width the feature mean is removed, a
+        // projection keeping (1 − 1/d) of the second moment (theory.md §2.2).
+        let f = match self.ctx.norm {
+            Norm::Layernorm => 1.0 - 1.0 / self.ctx.d as f64,
+            Norm::Rmsnorm => 1.0,
+        };
+        let coef = Array1::from_shape_fn(self.ctx.n, |i| {
+            gain * f.sqrt() / (f * k[[i, i]] + EPS).sqrt()
+        });
+        let sig = self.nodes[x].scaled(&coef);
+        self.push(TOp::Norm { x, coef }, sig)
+    }
+
+    fn closing_norm(&mut self, x: usize) -> usize {
+        let k = self.kernel(x);
+        self.probe.q_pre_norm = Some(k.diag().sum() / self.ctx.n as f64);
+        self.norm(x)
+    }
+
+    fn attn(&mut self, x: usize) -> usize {
+        let c = self.ctx;
+        let k = self.kernel(x);
+        let ka = if c.zero_query {
+            let p = uniform(c.n, c.mask);
+            p.dot(&k).dot(&p.t()) * (c.g_v * c.g_o)
+        } else {
+            let (q, rho, p2v, cs) = self.softmax_stats(&k);
+            self.softmax_pkp(q, rho, p2v, cs) * (c.g_v * c.g_o)
+        };
+        self.probe.attn_q = Some(ka.diag().sum() / c.n as f64);
+        let sig = self.source(ka);
+        self.push(TOp::Attn { x, k_in: k }, sig)
+    }
+
+    fn ffn(&mut self, x: usize) -> usize {
+        let c = self.ctx;
+        let k = self.kernel(x);
+        let ex = c.exchangeable;
+        let kf = match c.act {
+            Activation::Relu | Activation::Gelu => {
+                let phi = if c.act == Activation::Relu {
+                    Phi::Relu
+                } else {
+                    Phi::Gelu
+                };
+                let q = &k * c.g_1;
+                entrywise(&q, ex, |a, b, v| dual::forward(phi, a, b, v)) * c.g_2
+            }
+            Activation::Swiglu => {
+                let qg = &k * c.g_g;
+                let s_val = entrywise(&qg, ex, |a, b, v| dual::forward(Phi::Silu, a, b, v));
+                &s_val * &k * (c.g_1 * c.g_2)
+            }
+        };
+        self.probe.ffn_q = Some(kf.diag().sum() / c.n as f64);
+        let sig = self.source(kf);
+        self.push(TOp::Ffn { x, k_in: k }, sig)
+    }
+
+    fn scale(&mut self, s: f64, x: usize) -> usize {
+        if s == 1.0 {
+            return x;
+        }
+        let sig = self.nodes[x].scaled(&Array1::from_elem(self.ctx.n, s));
+        self.push(TOp::Scale { x, c: s }, sig)
+    }
+
+    fn add(&mut self, xs: &[usize]) -> usize {
+        let mut sig = Sig::default();
+        for &x in xs {
+            sig.plus(&self.nodes[x]);
+        }
+        self.push(TOp::Add { xs: xs.to_vec() }, sig)
+    }
+}

@@ -1,0 +1,115 @@
+//! Theory against independent reference values and against simulation.
+
+use spannorm::check::{Perturbation, Preset, Runner, Status};
+use spannorm::config::{RawConfig, SimConfig};
+use spannorm::simulate::simulate;
+use spannorm::theory::predict;
+
+fn cfg(placement: &str, f: impl FnOnce(&mut RawConfig)) -> SimConfig {
+    let mut r = RawConfig {
+        placement: Some(placement.into()),
+        init: Some("zero-query".into()),
+        ..Default::default()
+    };
+    f(&mut r);
+    r.resolve().unwrap().remove(0)
+}
+
+/// Golden values of analysis/theory-checks.md §2 (an independent implementation of the
+/// d = ∞ recursions, n = 64, ρ0 = 0.2, L = 64). The theory module keeps O(1/d) terms, so it
+/// runs at d = 2^20, where they are below 1e-5 relative; the references have 6 digits.
+#[test]
+fn golden_recursion_values() {
+    // Set after validation: the memory guard is about simulation, the theory is O(n²).
+    let wide = |p: &str| {
+        let mut c = cfg(p, |_| {});
+        c.model.width = 1 << 20;
+        c
+    };
+    let cases: [(&str, &str, usize, f64); 8] = [
+        ("pre", "q", 64, 89.2479),
+        ("pre", "rho", 64, 0.955871),
+        ("pre", "G", 0, 0.116528),
+        ("span", "rho", 64, 0.350322),
+        ("span", "G", 0, 0.876462),
+        ("span-outer", "q", 64, 27.2042),
+        ("peri", "G", 0, 0.121241),
+        ("b2t", "G", 0, 0.0376282),
+    ];
+    for (p, what, l, want) in cases {
+        let r = predict(&wide(p)).unwrap();
+        let got = match what {
+            "q" => r.boundaries.q.mean[l].unwrap(),
+            "rho" => r.boundaries.token_cos.mean[l].unwrap(),
+            _ => 10f64.powf(2.0 * r.boundaries.log10_grad.mean[l].unwrap()),
+        };
+        assert!(((got - want) / want).abs() < 2e-5, "{p} {what}[{l}]: {got} vs {want}");
+    }
+}
+
+/// Mean-field forward quantities against simulation at two widths, for every placement:
+/// relative error of `q` and absolute error of `token_cos` at the last layer within
+/// 4 standard errors over 16 seeds plus the O(1/d) bias bound 2·2/d (theory.md §5.3).
+#[test]
+fn theory_matches_simulation_at_two_widths() {
+    for width in [64, 256] {
+        for p in ["pre", "post", "span", "span-outer", "peri", "b2t", "attn-skip"] {
+            let c = cfg(p, |r| {
+                r.width = Some(width);
+                r.tokens = Some(8);
+                r.depth = Some(6);
+                r.seeds = Some(16);
+                r.heads = Some(2);
+            });
+            let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
+            let th = predict(&c).unwrap();
+            let l = 6;
+            for (name, s, t, relative) in [
+                ("q", &sim.boundaries.q, &th.boundaries.q, true),
+                ("token_cos", &sim.boundaries.token_cos, &th.boundaries.token_cos, false),
+            ] {
+                let (m, lo, hi) = (s.mean[l].unwrap(), s.lo[l].unwrap(), s.hi[l].unwrap());
+                let se = (hi - lo) / 2.0 / spannorm::summary::t975(16);
+                let pred = t.mean[l].unwrap();
+                let bias = 4.0 / width as f64 * if relative { pred.abs() } else { 1.0 };
+                assert!(
+                    (m - pred).abs() <= 4.0 * se + bias,
+                    "{p} d={width} {name}: simulated {m} ± {se} vs predicted {pred}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_configurations_are_errors_not_numbers() {
+    let moe = cfg("pre", |r| r.moe_experts = Some(4));
+    assert!(predict(&moe).is_err());
+    let causal_softmax = cfg("pre", |r| {
+        r.init = Some("fan-in".into());
+        r.mask = Some("causal".into());
+    });
+    assert!(predict(&causal_softmax).is_err());
+    // attn-skip's q grows geometrically, so softmax logits leave the near-uniform regime.
+    let skip = cfg("attn-skip", |r| {
+        r.init = Some("fan-in".into());
+        r.depth = Some(16);
+    });
+    let e = predict(&skip).unwrap_err().to_string();
+    assert!(e.contains("near-uniform"), "{e}");
+}
+
+/// The check can fail: with the feed-forward gain halved in the theory, predictions that
+/// depend on it must turn FAIL.
+#[test]
+fn a_wrong_gain_fails_the_check() {
+    let quiet = |_: &str| {};
+    let v = Runner::new(Preset::Ci, Perturbation::FfnGain(0.5), &quiet).run_named(&["curves"]);
+    let failed: Vec<&str> = v
+        .iter()
+        .filter(|v| v.status == Status::Fail)
+        .map(|v| v.name.as_str())
+        .collect();
+    assert!(failed.contains(&"curve pre q"), "{failed:?}");
+    assert!(failed.len() >= 5, "{failed:?}");
+}
