@@ -13,9 +13,19 @@
 //! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. The engine also
 //! recomputes each block's forward pass during the backward pass (to keep memory flat in
 //! depth); `executed_flops` adds those `L (F_A + F_F)` per seed.
+//!
+//! # GEMM peak
+//! [`gemm_peak`] times the engine's own GEMM backend (ndarray's `general_mat_mul`, i.e.
+//! `matrixmultiply`, single-threaded per call) on a `1024 × 1024` product, one product per
+//! worker thread at once, so a workload's GFLOP/s can be divided by the peak of the same
+//! process, precision and thread count.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, SimConfig};
 use crate::ffn::Activation;
+use crate::real::Real;
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
+use std::time::Instant;
 
 /// FLOPs of one block's forward pass (matrix products only).
 pub fn block_forward_flops(m: &ModelConfig) -> f64 {
@@ -49,6 +59,57 @@ pub fn seed_flops(m: &ModelConfig) -> (f64, f64) {
     let f = block_forward_flops(m);
     let metrics = (l + 1.0) * boundary_metric_flops(m);
     (l * 3.0 * f + metrics, l * 4.0 * f + metrics)
+}
+
+/// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
+pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
+    cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
+        let (sm, se) = seed_flops(&c.model);
+        let s = c.seeds as f64;
+        (m + s * sm, e + s * se)
+    })
+}
+
+/// GEMM throughput measured by [`gemm_peak`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmPeak {
+    /// Sum over the worker threads, GFLOP/s.
+    pub gflops: f64,
+    /// The slowest thread's rate, GFLOP/s.
+    pub per_thread_min: f64,
+    pub threads: usize,
+}
+
+/// Best-of-`reps` GFLOP/s (`2 size³` FLOPs per product) of `C = A B` with `size × size`
+/// matrices of `T`, every thread of the current rayon pool multiplying its own matrices
+/// at the same time (as seeds do).
+pub fn gemm_peak<T: Real>(size: usize, reps: usize) -> GemmPeak {
+    let rates = rayon::broadcast(|_| {
+        let a = Array2::from_shape_fn((size, size), |(i, j)| T::of(((i * 7 + j * 3) % 11) as f64 - 5.0));
+        let b = Array2::from_shape_fn((size, size), |(i, j)| T::of(((i * 5 + j) % 13) as f64 - 6.0));
+        let mut c = Array2::<T>::zeros((size, size));
+        general_mat_mul(T::one(), &a, &b, T::zero(), &mut c); // warm-up: pages, caches
+        let best = (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                general_mat_mul(T::one(), &a, &b, T::zero(), &mut c);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        2.0 * (size as f64).powi(3) / best / 1e9
+    });
+    GemmPeak {
+        gflops: rates.iter().sum(),
+        per_thread_min: rates.iter().cloned().fold(f64::INFINITY, f64::min),
+        threads: rates.len(),
+    }
+}
+
+/// FNV-1a of `bytes`, to compare two runs' result bytes.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Peak resident memory of this process in bytes (`VmHWM`), where the OS reports it.

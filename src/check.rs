@@ -1007,3 +1007,88 @@ impl Runner<'_> {
         out
     }
 }
+
+/// Relative-error percentiles of the predictions over layers and placements.
+#[derive(Clone, Debug, Serialize)]
+pub struct Accuracy {
+    /// `zero-query` (exact attention maps) or `softmax` (approximate, theory.md §2.5.3).
+    pub attention: &'static str,
+    /// `q`, `G` (gradient second moment `‖∂ℓ/∂X_l‖²`, seed mean) or `token_cos`.
+    pub metric: &'static str,
+    pub width: usize,
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    /// Placements without a prediction (and why).
+    pub skipped: Vec<String>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+impl Runner<'_> {
+    /// `|simulated − predicted| / |predicted|` percentiles of `q`, `G` and `token_cos` over
+    /// every layer of every placement (layers `1..L`; the input layer is not a prediction).
+    pub fn accuracy(&self) -> Vec<Accuracy> {
+        use crate::choice::Choice;
+        use crate::placement::Placement;
+        let s = self.preset.sizes();
+        let mut out = Vec::new();
+        for init in ["zero-query", "fan-in"] {
+            (self.progress)(&format!("accuracy ({init})"));
+            let mut errs: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+            let mut skipped = Vec::new();
+            for p in Placement::ALL {
+                let mut r0 = raw(&s, p.name());
+                r0.init = Some(init.into());
+                let cfg = resolve(r0);
+                let th = match self.predict(&cfg) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        skipped.push(e.to_string());
+                        continue;
+                    }
+                };
+                let r = run(cfg);
+                let tb = &th.boundaries;
+                for l in 1..=s.depth {
+                    let g_sim: Vec<f64> = per_seed(&r, |rec| rec.log10_grad[l].map(|v| 10f64.powf(2.0 * v)));
+                    let g_sim = g_sim.iter().sum::<f64>() / g_sim.len().max(1) as f64;
+                    let pairs = [
+                        (r.sim.boundaries.q.mean[l], tb.q.mean[l]),
+                        (Some(g_sim), tb.log10_grad.mean[l].map(|v| 10f64.powf(2.0 * v))),
+                        (r.sim.boundaries.token_cos.mean[l], tb.token_cos.mean[l]),
+                    ];
+                    for (k, (a, b)) in pairs.into_iter().enumerate() {
+                        if let (Some(a), Some(b)) = (a, b) {
+                            if b != 0.0 && a.is_finite() {
+                                errs[k].push(((a - b) / b).abs());
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, metric) in ["q", "G", "token_cos"].into_iter().enumerate() {
+                let mut e = errs[k].clone();
+                e.sort_by(f64::total_cmp);
+                out.push(Accuracy {
+                    attention: if init == "zero-query" { "zero-query" } else { "softmax" },
+                    metric,
+                    width: s.width,
+                    count: e.len(),
+                    p50: percentile(&e, 0.5),
+                    p90: percentile(&e, 0.9),
+                    p99: percentile(&e, 0.99),
+                    skipped: skipped.clone(),
+                });
+            }
+        }
+        out
+    }
+}

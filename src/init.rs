@@ -14,9 +14,8 @@
 use crate::choice_enum;
 use crate::real::Real;
 use ndarray::Array2;
-use ndarray_rand::rand::SeedableRng;
+use ndarray_rand::rand::{Rng, SeedableRng};
 use ndarray_rand::rand_distr::StandardNormal;
-use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
 
 choice_enum!(
@@ -42,10 +41,15 @@ pub fn stream_rng(master: u64, seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
-/// A `rows × cols` matrix of `N(0, std²)` draws.
+/// A `rows × cols` matrix of `N(0, std²)` draws, row by row.
+///
+/// Each entry is an `f64` standard normal `z` from the stream, stored as `T::of(z · std)`;
+/// the matrix is filled in place (no `f64` copy), so drawing costs one allocation.
 pub fn gaussian<T: Real>(rng: &mut ChaCha8Rng, rows: usize, cols: usize, std: f64) -> Array2<T> {
-    let z: Array2<f64> = Array2::random_using((rows, cols), StandardNormal, rng);
-    z.mapv(|v| T::of(v * std))
+    Array2::from_shape_simple_fn((rows, cols), || {
+        let z: f64 = rng.sample(StandardNormal);
+        T::of(z * std)
+    })
 }
 
 /// Standard deviation of a `fan_in × fan_out` weight under `init` with scale `sigma_w`.

@@ -257,3 +257,28 @@ fn divergence_is_reported_not_written_as_nan() {
         "{err}"
     );
 }
+
+#[test]
+fn theory_writes_predictions_or_refuses_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    let mut a = vec!["theory", "--placement", "span", "--init", "zero-query"];
+    a.extend_from_slice(&SMALL);
+    a.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = spannorm(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = read_json(&out);
+    assert_eq!(v["results"][0]["source"], "theory");
+    assert_eq!(v["results"][0]["boundaries"]["q"]["n"][0], 0);
+
+    let bad = dir.path().join("moe.json");
+    let mut a = vec!["theory", "--placement", "pre", "--moe-experts", "4"];
+    a.extend_from_slice(&SMALL);
+    a.extend_from_slice(&["--out", bad.to_str().unwrap()]);
+    let o = spannorm(&a);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("mixture-of-experts"), "{err}");
+    assert!(!bad.exists());
+}

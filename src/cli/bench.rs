@@ -1,17 +1,18 @@
 //! `spannorm bench`.
 
 use super::{pool, usage};
-use crate::config::RawConfig;
+use crate::bench::{fnv1a, gemm_peak, peak_rss_bytes, run_flops, GemmPeak};
+use crate::config::{Precision, RawConfig, SimConfig};
 use crate::simulate;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run [default: reference-f32 reference-f64].
+    /// Workloads to run [default: every workload but deep-post-4096].
     #[arg(long = "case", value_enum)]
     pub cases: Vec<BenchCase>,
-    /// Worker threads [default: all cores].
+    /// Worker threads [default: all cores; the sweep cases fix their own].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run one case in this process and print its JSON line (used by `bench` itself).
@@ -19,74 +20,146 @@ pub struct BenchArgs {
     pub child: bool,
 }
 
-/// A benchmark workload.
+/// A benchmark workload (the ones of issue 5, and the older deep one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchCase {
     /// span, L = 64, d = 256, n = 64, H = 4, d_ff = 4d, 8 seeds, f32.
     ReferenceF32,
     /// The same in f64.
     ReferenceF64,
-    /// post, no scaling, L = 4096, d = 256, n = 64, 1 seed, f64.
+    /// post, L = 10 000, d = 128, n = 32, 1 seed, f64.
     DeepPost,
+    /// span (α = L^{-1/2}), L = 10 000, d = 128, n = 32, 1 seed, f64.
+    DeepSpan,
+    /// span, L = 16, d = 2048, n = 128, 2 seeds, f64.
+    Wide,
+    /// Every placement × L ∈ {16, 64, 256} × 4 seeds (d = 256, n = 64, f64), 1 thread.
+    Sweep1t,
+    /// The same sweep on 2 threads; `bench` checks its result bytes equal the 1-thread ones.
+    Sweep2t,
+    /// post, L = 4096, d = 256, n = 64, 1 seed, f64 (the earlier deep workload).
+    DeepPost4096,
 }
 
+const DEFAULT_CASES: [BenchCase; 7] = [
+    BenchCase::ReferenceF32,
+    BenchCase::ReferenceF64,
+    BenchCase::DeepPost,
+    BenchCase::DeepSpan,
+    BenchCase::Wide,
+    BenchCase::Sweep1t,
+    BenchCase::Sweep2t,
+];
+
 impl BenchCase {
-    fn config(self) -> RawConfig {
-        let (placement, depth, seeds, precision, scale) = match self {
-            BenchCase::ReferenceF32 => ("span", 64, 8, "f32", None),
-            BenchCase::ReferenceF64 => ("span", 64, 8, "f64", None),
-            BenchCase::DeepPost => ("post", 4096, 1, "f64", Some("none".to_string())),
-        };
-        RawConfig {
+    fn configs(self) -> Result<Vec<SimConfig>, crate::error::ConfigError> {
+        let raw = |placement: &str, depth, width, tokens, seeds, precision: &str| RawConfig {
             placement: Some(placement.into()),
             depth: Some(depth),
+            width: Some(width),
+            tokens: Some(tokens),
             seeds: Some(seeds),
             precision: Some(precision.into()),
-            scale,
             ..Default::default()
+        };
+        let one = match self {
+            BenchCase::ReferenceF32 => raw("span", 64, 256, 64, 8, "f32"),
+            BenchCase::ReferenceF64 => raw("span", 64, 256, 64, 8, "f64"),
+            BenchCase::DeepPost => raw("post", 10_000, 128, 32, 1, "f64"),
+            BenchCase::DeepSpan => raw("span", 10_000, 128, 32, 1, "f64"),
+            BenchCase::Wide => raw("span", 16, 2048, 128, 2, "f64"),
+            BenchCase::DeepPost4096 => raw("post", 4096, 256, 64, 1, "f64"),
+            BenchCase::Sweep1t | BenchCase::Sweep2t => {
+                let mut all = Vec::new();
+                for depth in [16, 64, 256] {
+                    all.extend(raw("all", depth, 256, 64, 4, "f64").resolve()?);
+                }
+                return Ok(all);
+            }
+        };
+        one.resolve()
+    }
+
+    /// The thread count a case fixes, if any.
+    fn threads(self) -> Option<usize> {
+        match self {
+            BenchCase::Sweep1t => Some(1),
+            BenchCase::Sweep2t => Some(2),
+            _ => None,
         }
+    }
+
+    fn name(self) -> String {
+        self.to_possible_value()
+            .expect("not skipped")
+            .get_name()
+            .to_string()
     }
 }
 
-/// `spannorm bench`.
+/// Runs `case` in this process and prints one JSON line.
+fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
+    let cfgs = case.configs().map_err(usage)?;
+    let pool = pool(case.threads().or(threads))?;
+    let start = std::time::Instant::now();
+    let results = pool.install(|| simulate::simulate(&cfgs, &|| {}));
+    let secs = start.elapsed().as_secs_f64();
+    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
+    let (model, executed) = run_flops(&cfgs);
+    // 1024² GEMM in the workload's precision, on the same threads, after the workload.
+    let peak: GemmPeak = pool.install(|| match cfgs[0].precision {
+        Precision::F32 => gemm_peak::<f32>(1024, 5),
+        Precision::F64 => gemm_peak::<f64>(1024, 5),
+    });
+    let diverged: usize = results.iter().map(|r| r.diverged.len()).sum();
+    let digest = fnv1a(&serde_json::to_vec(&results)?);
+    let line = serde_json::json!({
+        "case": case.name(),
+        "seconds": secs,
+        "model_gflops": model / secs / 1e9,
+        "executed_gflops": executed / secs / 1e9,
+        "peak_rss_mib": rss,
+        "threads": pool.current_num_threads(),
+        "gemm_peak_gflops": peak.gflops,
+        "gemm_peak_per_thread_min": peak.per_thread_min,
+        "diverged": diverged,
+        "digest": format!("{digest:016x}"),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// `spannorm bench`: each case in its own process (so peak RSS is the case's own).
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let cases = if args.cases.is_empty() {
-        vec![BenchCase::ReferenceF32, BenchCase::ReferenceF64]
+        DEFAULT_CASES.to_vec()
     } else {
         args.cases.clone()
     };
     if args.child {
-        let case = cases[0];
-        let cfgs = case.config().resolve().map_err(usage)?;
-        let pool = pool(args.threads)?;
-        let start = std::time::Instant::now();
-        let results = pool.install(|| simulate::simulate(&cfgs, &|| {}));
-        let secs = start.elapsed().as_secs_f64();
-        let (model, executed) = crate::bench::seed_flops(&cfgs[0].model);
-        let seeds = cfgs[0].seeds as f64;
-        let line = serde_json::json!({
-            "case": format!("{case:?}"),
-            "seconds": secs,
-            "model_gflops": model * seeds / secs / 1e9,
-            "executed_gflops": executed * seeds / secs / 1e9,
-            "peak_rss_mib": crate::bench::peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64),
-            "threads": pool.current_num_threads(),
-            "diverged": results[0].diverged.len(),
-        });
-        println!("{line}");
-        return Ok(());
+        return child(cases[0], args.threads);
     }
     let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
     println!(
-        "{:<14} {:>9} {:>13} {:>16} {:>14} {:>8}",
-        "case", "seconds", "model GFLOP/s", "executed GFLOP/s", "peak RSS MiB", "threads"
+        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>4} {:>16}",
+        "case",
+        "seconds",
+        "model",
+        "exec",
+        "GEMM pk",
+        "exec/pk",
+        "RSS",
+        "threads",
+        "div",
+        "result digest"
     );
+    println!(
+        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "MiB"
+    );
+    let mut digests = Vec::new();
     for case in cases {
-        let name = case
-            .to_possible_value()
-            .expect("not skipped")
-            .get_name()
-            .to_string();
+        let name = case.name();
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["bench", "--child", "--case", &name]);
         if let Some(t) = args.threads {
@@ -101,14 +174,28 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<14} {:>9.2} {:>13.2} {:>16.2} {:>14.0} {:>8}",
+            "{:<15} {:>9.2} {:>8.2} {:>8.2} {:>9.2} {:>8.0}% {:>7.0} {:>8} {:>4} {:>16}",
             name,
-            v["seconds"].as_f64().unwrap_or(f64::NAN),
-            v["model_gflops"].as_f64().unwrap_or(f64::NAN),
-            v["executed_gflops"].as_f64().unwrap_or(f64::NAN),
-            v["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            v["threads"]
+            f("seconds"),
+            f("model_gflops"),
+            f("executed_gflops"),
+            f("gemm_peak_gflops"),
+            100.0 * f("executed_gflops") / f("gemm_peak_gflops"),
+            f("peak_rss_mib"),
+            v["threads"],
+            v["diverged"],
+            v["digest"].as_str().unwrap_or("-"),
+        );
+        digests.push((case, f("seconds"), v["digest"].as_str().map(String::from)));
+    }
+    let find = |c: BenchCase| digests.iter().find(|d| d.0 == c);
+    if let (Some(one), Some(two)) = (find(BenchCase::Sweep1t), find(BenchCase::Sweep2t)) {
+        println!(
+            "sweep: 2 threads {:.2}x faster than 1 thread; result bytes {}",
+            one.1 / two.1,
+            if one.2 == two.2 { "identical" } else { "DIFFER" }
         );
     }
     Ok(())

@@ -84,15 +84,25 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
             eprintln!("check: {step}");
         }
     };
-    let verdicts = Runner::new(preset, Perturbation::None, &progress).run();
+    let runner = Runner::new(preset, Perturbation::None, &progress);
+    let verdicts = runner.run();
+    let accuracy = runner.accuracy();
     print!("{}", table(&verdicts));
+    println!("\nrelative error of the predictions over layers 1..L and placements (reported, not a verdict):");
+    println!("{:<11} {:<10} {:>6} {:>6} {:>8} {:>8} {:>8}", "attention", "metric", "d", "count", "p50", "p90", "p99");
+    for a in &accuracy {
+        println!(
+            "{:<11} {:<10} {:>6} {:>6} {:>8.4} {:>8.4} {:>8.4}",
+            a.attention, a.metric, a.width, a.count, a.p50, a.p90, a.p99
+        );
+    }
     let failed = verdicts.iter().filter(|v| v.status == Status::Fail).count();
     let deviations = verdicts
         .iter()
         .filter(|v| v.status == Status::KnownDeviation)
         .count();
     println!(
-        "{} passed, {failed} failed, {deviations} known deviations (analysis/checks.md)",
+        "verdicts: {} PASS, {failed} FAIL, {deviations} DEVIATION (see analysis/checks.md)",
         verdicts.len() - failed - deviations
     );
     if let Some(file) = out {
@@ -100,6 +110,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
             "schema": 1,
             "preset": format!("{:?}", args.preset).to_lowercase(),
             "verdicts": verdicts,
+            "accuracy": accuracy,
         });
         file.commit((serde_json::to_string_pretty(&doc)? + "\n").as_bytes())
             .map_err(usage)?;

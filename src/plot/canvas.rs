@@ -160,7 +160,7 @@ impl FigureData {
 }
 
 const TITLE_H: u32 = 44;
-const LEGEND_W: u32 = 250;
+const LEGEND_W: u32 = 310;
 const NOTE_LINE: u32 = 17;
 const NOTE_CHARS: usize = 175;
 
@@ -348,9 +348,9 @@ fn draw_panel<DB: DrawingBackend>(
                 Role::Reference => {
                     chart.draw_series(DashedLineSeries::new(
                         run.clone(),
-                        2,
                         4,
-                        BLACK.stroke_width(1),
+                        4,
+                        RGBColor(60, 60, 60).stroke_width(2),
                     ))?;
                 }
             }
@@ -493,11 +493,11 @@ fn draw_legend<DB: DrawingBackend>(
     if fig.has(Role::Reference) {
         area.draw(&plotters::element::DashedPathElement::new(
             vec![(8, y + 7), (40, y + 7)],
-            2,
             4,
-            BLACK.stroke_width(1),
+            4,
+            RGBColor(60, 60, 60).stroke_width(2),
         ))?;
-        text("reference slope", (48, y), 13)?;
+        text("reference slope d^(-1/2)", (48, y), 13)?;
     }
     Ok(())
 }

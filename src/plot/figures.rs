@@ -44,10 +44,11 @@ pub const FIGURES: [Figure; 8] = [
         title: "Forward second moment q_l per layer",
         caption:
             "Second moment of the residual stream q_l = ‖X_l‖²_F/(n d) at every block boundary, \
-                  for every placement at its default scale, L = 64 (left) and L = 256 (right); \
-                  d = 128, n = 64, H = 4, fan-in init, 4 seeds. Log y axis. PreNorm-type stacks \
+                  for every normalization placement at its default scale (the attention-only \
+                  controls, whose q spans 80 decades, are in figure 4), L = 64 (left) and \
+                  L = 256 (right); d = 128, n = 64, H = 4, fan-in init, 4 seeds. Log y axis. PreNorm-type stacks \
                   (pre, peri, lns, mix, span-outer) grow with depth; stacks that end each block \
-                  with a norm stay at 1; attn-only collapses.",
+                  with a norm stay at 1.",
         spec: include_str!("../../analysis/figures/01-forward-q.json"),
     },
     Figure {
@@ -93,7 +94,7 @@ pub const FIGURES: [Figure; 8] = [
         number: 6,
         slug: "06-phase-diagram",
         title: "Scale x depth phase diagram of log10(grad_0/grad_L)",
-        caption: "log10(grad_0/grad_L) for span (left) and post (right) over a constant branch \
+        caption: "log10(grad_0/grad_L) for post (left) and span (right) over a constant branch \
                   scale α (rows) and depth L (columns), d = 64, n = 32, zero-query init, 2 seeds; blue: the \
                   gradient shrinks towards the input, red: it grows. The dashed contour encloses \
                   the cells where theory predicts |log10(grad_0/grad_L)| ≤ 1 (bounded \
@@ -498,11 +499,14 @@ fn per_layer(title: String, results: &[Stored], panels: Panels) -> FigureData {
     }
 }
 
-/// Groups of items equal but for the field `axis` (depth or width), in drawing order.
-fn groups<'a, 'b>(items: &'b [Item<'a>], axis: &str) -> Vec<Vec<&'b Item<'a>>> {
+/// Groups of items equal but for the fields `axis` (depth, or width and d-ff), in drawing
+/// order.
+fn groups<'a, 'b>(items: &'b [Item<'a>], axis: &[&str]) -> Vec<Vec<&'b Item<'a>>> {
     let key = |it: &Item| {
         let mut m = config_map(it.r);
-        m.remove(axis);
+        for a in axis {
+            m.remove(*a);
+        }
         serde_json::Value::Object(m).to_string()
     };
     let mut keys: Vec<String> = Vec::new();
@@ -536,7 +540,7 @@ fn exponent_text(name: &str, sim: Option<fit::Fit>, th: Option<fit::Fit>) -> Str
         _ => two(f.exponent),
     });
     let t = th.map_or("–".to_string(), |f| two(f.exponent));
-    format!("{name} ∝ L^{s}; theory {t}")
+    format!("{name}: {s}, theory {t}")
 }
 
 fn depth_sweep(title: String, results: &[Stored]) -> FigureData {
@@ -544,7 +548,7 @@ fn depth_sweep(title: String, results: &[Stored]) -> FigureData {
     let mut q_lines = Vec::new();
     let mut g_lines = Vec::new();
     let mut entries = Vec::new();
-    for mut g in groups(&items, "depth") {
+    for mut g in groups(&items, &["depth"]) {
         g.sort_by_key(|it| it.r.depth());
         let it0 = g[0];
         let sim: Vec<(usize, Finals)> = g
@@ -601,8 +605,8 @@ fn depth_sweep(title: String, results: &[Stored]) -> FigureData {
             marker: it0.marker,
             label: it0.label.clone(),
             details: vec![
-                exponent_text("q_L", s[0], t[0]),
-                exponent_text("g0/gL", s[1], t[1]),
+                exponent_text("q_L ∝ L^b", s[0], t[0]),
+                exponent_text("g0/gL ∝ L^b", s[1], t[1]),
             ],
         });
     }
@@ -712,6 +716,20 @@ fn phase(title: String, results: &[Stored]) -> FigureData {
             region,
         });
     }
+    let cells: Vec<bool> = panels
+        .iter()
+        .flat_map(|h| h.region.iter().flatten().flatten().copied())
+        .collect();
+    if !cells.is_empty() && (cells.iter().all(|b| *b) || cells.iter().all(|b| !*b)) {
+        notes.push(format!(
+            "Theory predicts every cell {} (|log10(grad_0/grad_L)| {} {BOUNDED_DECADES}), so \
+             there is no contour to draw.",
+            if cells[0] { "bounded" } else { "unbounded" },
+            if cells[0] { "≤" } else { ">" },
+        ));
+    }
+    // A round colour limit: the next half decade.
+    let limit = (limit * 2.0).ceil() / 2.0;
     if placements.len() > 3 {
         notes.push(format!(
             "Only the first three placements are drawn ({} given).",
@@ -760,7 +778,7 @@ fn width(title: String, results: &[Stored]) -> FigureData {
     let mut q_lines = Vec::new();
     let mut g_lines = Vec::new();
     let mut entries = Vec::new();
-    for mut g in groups(&items, "width") {
+    for mut g in groups(&items, &["width", "d-ff"]) {
         g.sort_by_key(|it| it.r.config.width);
         let it0 = g[0];
         let mut q = Vec::new();

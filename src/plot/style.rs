@@ -104,7 +104,10 @@ pub fn log_tick(v: f64) -> String {
             e => format!("1e{e}"),
         }
     } else {
-        number(10f64.powf(v))
+        // Three significant digits between decades.
+        let x = 10f64.powf(v);
+        let digits = (2 - x.log10().floor() as i32).clamp(0, 8) as usize;
+        number(format!("{x:.digits$}").parse().unwrap_or(x))
     }
 }
 
@@ -120,7 +123,8 @@ mod tests {
         assert_eq!(number(1e-5), "1e-5");
         assert_eq!(log_tick(2.0), "100");
         assert_eq!(log_tick(-7.0), "1e-7");
-        assert_eq!(log_tick(0.5), "3.162");
+        assert_eq!(log_tick(0.5), "3.16");
+        assert_eq!(log_tick(-0.2), "0.631");
     }
 
     #[test]
