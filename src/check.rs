@@ -1058,11 +1058,15 @@ impl Runner<'_> {
                 let r = run(cfg);
                 let tb = &th.boundaries;
                 for l in 1..=s.depth {
-                    let g_sim: Vec<f64> = per_seed(&r, |rec| rec.log10_grad[l].map(|v| 10f64.powf(2.0 * v)));
+                    let g_sim: Vec<f64> =
+                        per_seed(&r, |rec| rec.log10_grad[l].map(|v| 10f64.powf(2.0 * v)));
                     let g_sim = g_sim.iter().sum::<f64>() / g_sim.len().max(1) as f64;
                     let pairs = [
                         (r.sim.boundaries.q.mean[l], tb.q.mean[l]),
-                        (Some(g_sim), tb.log10_grad.mean[l].map(|v| 10f64.powf(2.0 * v))),
+                        (
+                            Some(g_sim),
+                            tb.log10_grad.mean[l].map(|v| 10f64.powf(2.0 * v)),
+                        ),
                         (r.sim.boundaries.token_cos.mean[l], tb.token_cos.mean[l]),
                     ];
                     for (k, (a, b)) in pairs.into_iter().enumerate() {
@@ -1078,7 +1082,11 @@ impl Runner<'_> {
                 let mut e = errs[k].clone();
                 e.sort_by(f64::total_cmp);
                 out.push(Accuracy {
-                    attention: if init == "zero-query" { "zero-query" } else { "softmax" },
+                    attention: if init == "zero-query" {
+                        "zero-query"
+                    } else {
+                        "softmax"
+                    },
                     metric,
                     width: s.width,
                     count: e.len(),

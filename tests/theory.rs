@@ -43,7 +43,10 @@ fn golden_recursion_values() {
             "rho" => r.boundaries.token_cos.mean[l].unwrap(),
             _ => 10f64.powf(2.0 * r.boundaries.log10_grad.mean[l].unwrap()),
         };
-        assert!(((got - want) / want).abs() < 2e-5, "{p} {what}[{l}]: {got} vs {want}");
+        assert!(
+            ((got - want) / want).abs() < 2e-5,
+            "{p} {what}[{l}]: {got} vs {want}"
+        );
     }
 }
 
@@ -53,7 +56,15 @@ fn golden_recursion_values() {
 #[test]
 fn theory_matches_simulation_at_two_widths() {
     for width in [64, 256] {
-        for p in ["pre", "post", "span", "span-outer", "peri", "b2t", "attn-skip"] {
+        for p in [
+            "pre",
+            "post",
+            "span",
+            "span-outer",
+            "peri",
+            "b2t",
+            "attn-skip",
+        ] {
             let c = cfg(p, |r| {
                 r.width = Some(width);
                 r.tokens = Some(8);
@@ -66,7 +77,12 @@ fn theory_matches_simulation_at_two_widths() {
             let l = 6;
             for (name, s, t, relative) in [
                 ("q", &sim.boundaries.q, &th.boundaries.q, true),
-                ("token_cos", &sim.boundaries.token_cos, &th.boundaries.token_cos, false),
+                (
+                    "token_cos",
+                    &sim.boundaries.token_cos,
+                    &th.boundaries.token_cos,
+                    false,
+                ),
             ] {
                 let (m, lo, hi) = (s.mean[l].unwrap(), s.lo[l].unwrap(), s.hi[l].unwrap());
                 let se = (hi - lo) / 2.0 / spannorm::summary::t975(16);

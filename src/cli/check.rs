@@ -89,7 +89,10 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let accuracy = runner.accuracy();
     print!("{}", table(&verdicts));
     println!("\nrelative error of the predictions over layers 1..L and placements (reported, not a verdict):");
-    println!("{:<11} {:<10} {:>6} {:>6} {:>8} {:>8} {:>8}", "attention", "metric", "d", "count", "p50", "p90", "p99");
+    println!(
+        "{:<11} {:<10} {:>6} {:>6} {:>8} {:>8} {:>8}",
+        "attention", "metric", "d", "count", "p50", "p90", "p99"
+    );
     for a in &accuracy {
         println!(
             "{:<11} {:<10} {:>6} {:>6} {:>8.4} {:>8.4} {:>8.4}",
