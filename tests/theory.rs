@@ -50,47 +50,77 @@ fn golden_recursion_values() {
     }
 }
 
-/// Mean-field forward quantities against simulation at two widths, for every placement:
-/// relative error of `q` and absolute error of `token_cos` at the last layer within
-/// 4 standard errors over 16 seeds plus the O(1/d) bias bound 2·2/d (theory.md §5.3).
+/// Mean-field predictions against simulation at two widths, for every placement and for the
+/// sublayer variants (causal mask, gelu, swiglu, rmsnorm, xavier). At the last layer: `q`
+/// (relative) and `token_cos` (absolute) within 4 standard errors over 16 seeds plus the
+/// O(1/d) bias bound 2·2/d (theory.md §5.3); at the input: `log10 grad` within 4 standard
+/// errors plus the gradient bias 2·m/d in ln G over the m = 2L + 1 norms and sublayers above,
+/// after the log-normal correction `ln 10 · s²` (theory.md §5.5).
 #[test]
 fn theory_matches_simulation_at_two_widths() {
+    type Tweak = fn(&mut RawConfig);
+    let variants: [(&str, Tweak); 12] = [
+        ("pre", |_| {}),
+        ("post", |_| {}),
+        ("span", |_| {}),
+        ("span-outer", |_| {}),
+        ("peri", |_| {}),
+        ("b2t", |_| {}),
+        ("attn-skip", |_| {}),
+        ("pre", |r| r.mask = Some("causal".into())),
+        ("span", |r| r.act = Some("gelu".into())),
+        ("post", |r| r.act = Some("swiglu".into())),
+        ("lns", |r| r.norm = Some("rmsnorm".into())),
+        ("deepnorm", |r| r.init = Some("xavier".into())),
+    ];
+    let depth = 6;
     for width in [64, 256] {
-        for p in [
-            "pre",
-            "post",
-            "span",
-            "span-outer",
-            "peri",
-            "b2t",
-            "attn-skip",
-        ] {
+        for (p, tweak) in variants {
             let c = cfg(p, |r| {
                 r.width = Some(width);
                 r.tokens = Some(8);
-                r.depth = Some(6);
+                r.depth = Some(depth);
                 r.seeds = Some(16);
                 r.heads = Some(2);
+                tweak(r);
             });
             let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
             let th = predict(&c).unwrap();
-            let l = 6;
-            for (name, s, t, relative) in [
-                ("q", &sim.boundaries.q, &th.boundaries.q, true),
+            let t = spannorm::summary::t975(16);
+            let d = width as f64;
+            for (name, s, pr, l, kind) in [
+                ("q", &sim.boundaries.q, &th.boundaries.q, depth, 0),
                 (
                     "token_cos",
                     &sim.boundaries.token_cos,
                     &th.boundaries.token_cos,
-                    false,
+                    depth,
+                    1,
+                ),
+                (
+                    "log10_grad",
+                    &sim.boundaries.log10_grad,
+                    &th.boundaries.log10_grad,
+                    0,
+                    2,
                 ),
             ] {
                 let (m, lo, hi) = (s.mean[l].unwrap(), s.lo[l].unwrap(), s.hi[l].unwrap());
-                let se = (hi - lo) / 2.0 / spannorm::summary::t975(16);
-                let pred = t.mean[l].unwrap();
-                let bias = 4.0 / width as f64 * if relative { pred.abs() } else { 1.0 };
+                let se = (hi - lo) / 2.0 / t;
+                let sd = se * 4.0;
+                let p0 = pr.mean[l].unwrap();
+                let (pred, bias) = match kind {
+                    0 => (p0, 4.0 / d * p0.abs()),
+                    1 => (p0, 4.0 / d),
+                    _ => (
+                        p0 - std::f64::consts::LN_10 * sd * sd,
+                        2.0 * (2 * depth + 1) as f64 / d / (2.0 * std::f64::consts::LN_10),
+                    ),
+                };
                 assert!(
                     (m - pred).abs() <= 4.0 * se + bias,
-                    "{p} d={width} {name}: simulated {m} ± {se} vs predicted {pred}"
+                    "{p} {:?} d={width} {name}: simulated {m} ± {se} vs predicted {pred}",
+                    c.to_raw()
                 );
             }
         }
