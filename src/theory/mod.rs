@@ -64,12 +64,17 @@ pub fn context(m: &ModelConfig) -> Ctx {
     }
 }
 
-/// Whether block `l`'s trunk norms see gradients orthogonal to their input (everything
-/// above is a function of a normalized stream; theory.md §2.2, `η = 0`).
+/// Whether block `l`'s trunk norms see gradients orthogonal to their input: everything above
+/// is scale-invariant in the block output (theory.md §2.2, `η = 0`). True for `post`,
+/// canonical `span` and `deepnorm`, whose next block starts with `N(w x + α A(x))` or
+/// `N(x + α A(x) + …)` with `A` and relu homogeneous; not for `b2t` (its skip adds `x` after
+/// the first norm), `span` with `inner-norm` (`A(N(x))` is not homogeneous), or `mix`'s last
+/// post block (pre blocks above it).
 fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
     match m.placement {
-        Placement::Post | Placement::Span | Placement::Deepnorm | Placement::B2t => true,
-        Placement::Mix => l <= m.depth / 4,
+        Placement::Post | Placement::Deepnorm => true,
+        Placement::Span => !m.inner_norm,
+        Placement::Mix => l < m.depth / 4,
         _ => false,
     }
 }

@@ -231,10 +231,13 @@ impl<'c> TheoryTape<'c> {
         let c = self.ctx;
         let (q, rho) = q_rho(k);
         let var = c.g_q * c.g_k * q * q * (1.0 - rho);
-        if var > 1.0 {
+        if var > 1.0 || (c.n as f64) < (4.0 * var).exp() {
             self.fail(format!(
                 "softmax attention outside the near-uniform regime (within-row logit variance \
-                 {var:.3} > 1; see analysis/theory.md §2.5.3)"
+                 {var:.3}: needs ≤ 1 and n = {} ≥ e^(4·variance) = {:.1}; see \
+                 analysis/theory.md §2.5.3)",
+                c.n,
+                (4.0 * var).exp()
             ));
         }
         let cs = c.g_q * c.g_k * q * q * rho * (1.0 - rho);
