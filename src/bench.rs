@@ -85,8 +85,12 @@ pub struct GemmPeak {
 /// at the same time (as seeds do).
 pub fn gemm_peak<T: Real>(size: usize, reps: usize) -> GemmPeak {
     let rates = rayon::broadcast(|_| {
-        let a = Array2::from_shape_fn((size, size), |(i, j)| T::of(((i * 7 + j * 3) % 11) as f64 - 5.0));
-        let b = Array2::from_shape_fn((size, size), |(i, j)| T::of(((i * 5 + j) % 13) as f64 - 6.0));
+        let a = Array2::from_shape_fn((size, size), |(i, j)| {
+            T::of(((i * 7 + j * 3) % 11) as f64 - 5.0)
+        });
+        let b = Array2::from_shape_fn((size, size), |(i, j)| {
+            T::of(((i * 5 + j) % 13) as f64 - 6.0)
+        });
         let mut c = Array2::<T>::zeros((size, size));
         general_mat_mul(T::one(), &a, &b, T::zero(), &mut c); // warm-up: pages, caches
         let best = (0..reps.max(1))

@@ -104,6 +104,9 @@ pub enum Perturbation {
     FfnGain(f64),
 }
 
+/// One group of checks.
+type Step<'s> = fn(&Runner<'s>, &Sizes) -> Vec<Verdict>;
+
 /// What a check run needs beyond its preset.
 pub struct Runner<'a> {
     preset: Preset,
@@ -167,7 +170,7 @@ impl<'a> Runner<'a> {
     pub fn run_named(&self, groups: &[&str]) -> Vec<Verdict> {
         let s = self.preset.sizes();
         let mut out = Vec::new();
-        let steps: [(&str, fn(&Self, &Sizes) -> Vec<Verdict>); 8] = [
+        let steps: [(&str, Step<'a>); 8] = [
             ("curves", Self::curves),
             ("C1", Self::c1),
             ("C2", Self::c2),
@@ -208,6 +211,17 @@ fn t_family(n: usize, k: usize) -> f64 {
         .inverse_cdf(p)
 }
 
+/// The worst point of a curve comparison.
+#[derive(Clone, Copy, Debug)]
+struct Cmp {
+    index: usize,
+    measured: f64,
+    interval: (f64, f64),
+    predicted: f64,
+    tolerance: f64,
+    pass: bool,
+}
+
 /// Compares a simulated series with a predicted one at every index where both exist; the
 /// verdict reports the index whose gap uses most of its tolerance. `m(i)` counts the bias
 /// units between the anchor and index `i`. An index with a prediction but fewer than two
@@ -218,14 +232,14 @@ fn compare(
     kind: Kind,
     d: usize,
     m: &dyn Fn(usize) -> f64,
-) -> Option<(usize, f64, (f64, f64), f64, f64, bool)> {
+) -> Option<Cmp> {
     let idx: Vec<usize> = (0..sim.mean.len())
         .filter(|&i| sim.mean[i].is_some() && th.mean[i].is_some() && sim.n[i] >= 2)
         .collect();
     let expected = (0..th.mean.len()).filter(|&i| th.mean[i].is_some()).count();
     let complete = idx.len() == expected;
     let k = idx.len();
-    let mut worst: Option<(usize, f64, (f64, f64), f64, f64, bool)> = None;
+    let mut worst: Option<Cmp> = None;
     let mut worst_z = f64::NEG_INFINITY;
     for &i in &idx {
         let x = sim.mean[i].expect("filtered");
@@ -246,7 +260,14 @@ fn compare(
         let z = (x - pred).abs() / tol.max(f64::MIN_POSITIVE);
         if z > worst_z {
             worst_z = z;
-            worst = Some((i, x, (x - half, x + half), pred, tol, z <= 1.0 && complete));
+            worst = Some(Cmp {
+                index: i,
+                measured: x,
+                interval: (x - half, x + half),
+                predicted: pred,
+                tolerance: tol,
+                pass: z <= 1.0 && complete,
+            });
         }
     }
     worst
@@ -257,21 +278,21 @@ fn verdict(
     statement: &str,
     formula: &str,
     at: String,
-    cmp: Option<(usize, f64, (f64, f64), f64, f64, bool)>,
+    cmp: Option<Cmp>,
     tolerance_from: &str,
 ) -> Verdict {
     match cmp {
-        Some((_, measured, interval, predicted, tolerance, pass)) => Verdict {
+        Some(c) => Verdict {
             name,
             statement: statement.into(),
             formula: formula.into(),
             at,
-            measured,
-            interval: Some(interval),
-            predicted,
-            tolerance,
+            measured: c.measured,
+            interval: Some(c.interval),
+            predicted: c.predicted,
+            tolerance: c.tolerance,
             tolerance_from: tolerance_from.into(),
-            status: if pass { Status::Pass } else { Status::Fail },
+            status: if c.pass { Status::Pass } else { Status::Fail },
         },
         None => Verdict {
             name,
@@ -328,8 +349,7 @@ fn scalar_verdict(
     at: String,
     m: Scalar,
     predicted: f64,
-    bias: f64,
-    tolerance_from: &str,
+    (bias, tolerance_from): (f64, &str),
 ) -> Verdict {
     let tolerance = m.half + bias;
     Verdict {
@@ -349,6 +369,16 @@ fn scalar_verdict(
         },
     }
 }
+
+/// `(metric, simulated, predicted, kind, bias units, index label)` of one curve.
+type CurveItem<'a> = (
+    &'a str,
+    &'a Series,
+    &'a Series,
+    Kind,
+    &'a dyn Fn(usize) -> f64,
+    &'a str,
+);
 
 /// Per-seed records and their summary for one configuration.
 struct Run {
@@ -409,12 +439,14 @@ impl Runner<'_> {
             let bwd = |i: usize| 2.0 * (l - i) as f64 + 1.0;
             let b = &r.sim.boundaries;
             let t = &th.boundaries;
-            let at = |c: &Option<(usize, f64, (f64, f64), f64, f64, bool)>, what: &str| {
+            let at = |c: &Option<Cmp>, what: &str| {
+                // Boundaries are indexed by l; block series by l − 1.
+                let offset = usize::from(what == "block");
                 c.map_or(String::new(), |c| {
-                    format!("{p} L={l} d={d}: {what} {}", c.0)
+                    format!("{p} L={l} d={d}: {what} {}", c.index + offset)
                 })
             };
-            let items: [(&str, &Series, &Series, Kind, &dyn Fn(usize) -> f64, &str); 4] = [
+            let items: [CurveItem; 4] = [
                 ("q", &b.q, &t.q, Kind::Relative, &fwd, "boundary l ="),
                 (
                     "token_cos",
@@ -469,15 +501,14 @@ impl Runner<'_> {
             .and_then(|t| ls_slope_of(&xs, &t.boundaries.q.mean[l / 2..=l]));
         let d = s.width as f64;
         let mut out = vec![scalar_verdict(
-            "C1 PreNorm variance growth",
-            "q_l of pre (no scaling) grows linearly; its slope over l ∈ [L/2, L] is the summed sublayer gains on normalized inputs, c_A(ρ_l) + c_F",
-            "q_{l+1} = q_l + α²(c_A(ρ_l) + c_F), c_A = σ⁴[ρ + (1−ρ)/n], c_F = σ⁴/2",
-            format!("pre L={l} d={}: least-squares slope over l ∈ [{}, {l}]", s.width, l / 2),
-            scalar(&seeds),
-            pred.unwrap_or(f64::NAN),
-            C_B * 2.0 / d * pred.unwrap_or(0.0).abs(),
-            "t SE over seeds + C_B·2/d relative",
-        )];
+"C1 PreNorm variance growth",
+"q_l of pre (no scaling) grows linearly; its slope over l ∈ [L/2, L] is the summed sublayer gains on normalized inputs, c_A(ρ_l) + c_F",
+"q_{l+1} = q_l + α²(c_A(ρ_l) + c_F), c_A = σ⁴[ρ + (1−ρ)/n], c_F = σ⁴/2",
+format!("pre L={l} d={}: least-squares slope over l ∈ [{}, {l}]", s.width, l / 2),
+scalar(&seeds),
+pred.unwrap_or(f64::NAN),
+(C_B * 2.0 / d * pred.unwrap_or(0.0).abs(), "t SE over seeds + C_B·2/d relative"),
+)];
         // The literal reading: one constant slope equal to the gains at the input.
         let n = s.tokens as f64;
         let rho0 = crate::config::defaults::RHO0;
@@ -518,15 +549,14 @@ impl Runner<'_> {
             .unwrap_or(f64::NAN);
         let d = s.width as f64;
         let mut out = vec![scalar_verdict(
-            "C2 PostNorm gradient: bulk slope",
-            "in the bulk of a post stack, log10 grad_l is linear in l with the per-block slope ½log10[(1+γ_A)(1+γ_F)/((1+c_A)(1+c_F))] (0 for relu once ρ = κ = 1)",
-            "G_l/G_{l+1} = (1+α²γ_A(κ))(1+α²γ_F) / ((1+α²c_A(ρ))(1+α²c_F))",
-            format!("post L={l} d={}: slope of log10 grad over l ∈ [{lo}, {hi}]", s.width),
-            scalar(&seeds),
-            pred,
-            5.0 / (2.0 * d * LN10),
-            "t SE over seeds + log-normal drift ≤ 5/d per block in ln G (theory.md §5.4)",
-        )];
+"C2 PostNorm gradient: bulk slope",
+"in the bulk of a post stack, log10 grad_l is linear in l with the per-block slope ½log10[(1+γ_A)(1+γ_F)/((1+c_A)(1+c_F))] (0 for relu once ρ = κ = 1)",
+"G_l/G_{l+1} = (1+α²γ_A(κ))(1+α²γ_F) / ((1+α²c_A(ρ))(1+α²c_F))",
+format!("post L={l} d={}: slope of log10 grad over l ∈ [{lo}, {hi}]", s.width),
+scalar(&seeds),
+pred,
+(5.0 / (2.0 * d * LN10), "t SE over seeds + log-normal drift ≤ 5/d per block in ln G (theory.md §5.4)"),
+)];
         let top_drop = per_seed(&r, |rec| {
             Some(rec.log10_grad[l]? - rec.log10_grad[l - top]?)
         });
@@ -592,15 +622,14 @@ impl Runner<'_> {
                 Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
             });
             out.push(scalar_verdict(
-                &format!("C3b SpanNorm gradient band, L={depth}"),
-                "span with sqrt-depth scaling has log10(grad_0/grad_L) equal to its L-independent mean-field value (≈ log10 0.936 at n = 64)",
-                "ln(G_0/G_L) = ½∫[γ_A(κ) + γ_F − c_A(ρ) − c_F] dt + O(1/L)",
-                format!("span L={depth} d={}", s.width),
-                scalar(&ratio),
-                pred.unwrap_or(f64::NAN),
-                C_B * 2.0 / d / (2.0 * LN10),
-                "t SE over seeds + C_B·2/d in ln G (scaled stacks: O(1/d) in total, theory.md §5.4)",
-            ));
+&format!("C3b SpanNorm gradient band, L={depth}"),
+"span with sqrt-depth scaling has log10(grad_0/grad_L) equal to its L-independent mean-field value (≈ log10 0.936 at n = 64)",
+"ln(G_0/G_L) = ½∫[γ_A(κ) + γ_F − c_A(ρ) − c_F] dt + O(1/L)",
+format!("span L={depth} d={}", s.width),
+scalar(&ratio),
+pred.unwrap_or(f64::NAN),
+(C_B * 2.0 / d / (2.0 * LN10), "t SE over seeds + C_B·2/d in ln G (scaled stacks: O(1/d) in total, theory.md §5.4)"),
+));
         }
         // (c) Without scaling: at infinite width the ratio is L-independent too.
         for &depth in &s.depths[..2] {
@@ -720,19 +749,18 @@ impl Runner<'_> {
                 .as_ref()
                 .and_then(|t| ls_slope_of(&xs, &logc(&t.blocks.adj_cos.mean[lo - 1..hi])));
             out.push(scalar_verdict(
-                &format!("C5 representation change of {p}"),
-                if p == "pre" {
+&format!("C5 representation change of {p}"),
+if p == "pre" {
                     "1 − adj_cos_l of pre decays like 1/l: log-log slope as the recursion predicts (→ −1)"
                 } else {
                     "1 − adj_cos_l of span with sqrt-depth scaling stays flat: log-log slope as predicted (≈ 0)"
                 },
-                "1 − adj_cos = 1 − sqrt(q_l/q_{l+1}) → (c_A + c_F)/(2 q_l) (pre); (c_A + c_F)/(4L) (span)",
-                format!("{p} L={depth} d={}: slope of ln(1 − adj_cos) on ln l over l ∈ [{lo}, {hi}]", s.width),
-                scalar(&seeds),
-                pred.unwrap_or(f64::NAN),
-                C_B * 2.0 / d,
-                "t SE over seeds + C_B·2/d",
-            ));
+"1 − adj_cos = 1 − sqrt(q_l/q_{l+1}) → (c_A + c_F)/(2 q_l) (pre); (c_A + c_F)/(4L) (span)",
+format!("{p} L={depth} d={}: slope of ln(1 − adj_cos) on ln l over l ∈ [{lo}, {hi}]", s.width),
+scalar(&seeds),
+pred.unwrap_or(f64::NAN),
+(C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
+));
             let mean_change: Vec<f64> = r
                 .sim
                 .blocks
@@ -745,13 +773,11 @@ impl Runner<'_> {
             change.push(mean_change.iter().sum::<f64>() / mean_change.len() as f64);
             // C6: token correlation at the top.
             let c = th.as_ref().and_then(|t| {
-                let last = |x: &Series| {
-                    let mut y = Series::default();
-                    y.mean = vec![x.mean[depth]];
-                    y.lo = vec![x.lo[depth]];
-                    y.hi = vec![x.hi[depth]];
-                    y.n = vec![x.n[depth]];
-                    y
+                let last = |x: &Series| Series {
+                    mean: vec![x.mean[depth]],
+                    lo: vec![x.lo[depth]],
+                    hi: vec![x.hi[depth]],
+                    n: vec![x.n[depth]],
                 };
                 compare(
                     &last(&r.sim.boundaries.token_cos),
@@ -857,15 +883,14 @@ impl Runner<'_> {
                 .map(|g| slope(&lnd, g))
                 .collect();
             out.push(scalar_verdict(
-                &format!("C7 width convergence ({p} {metric})"),
-                "the per-seed gap between simulation and theory shrinks like d^{-1/2}",
-                "RMS over layers of (simulated − predicted) ∝ d^{-1/2}: log-log slope −1/2",
-                format!("{p} L={} at d = {:?}: slope of ln RMS gap on ln d", s.depth, s.widths),
-                scalar(&slopes),
-                -0.55,
-                0.2,
-                "the 95% interval must overlap the band [−0.75, −0.35] around −1/2 (theory.md §5.5: O(1/d) mean bias steepens, log-normal terms flatten the slope at these widths)",
-            ));
+&format!("C7 width convergence ({p} {metric})"),
+"the per-seed gap between simulation and theory shrinks like d^{-1/2}",
+"RMS over layers of (simulated − predicted) ∝ d^{-1/2}: log-log slope −1/2",
+format!("{p} L={} at d = {:?}: slope of ln RMS gap on ln d", s.depth, s.widths),
+scalar(&slopes),
+-0.55,
+(0.2, "the 95% interval must overlap the band [−0.75, −0.35] around −1/2 (theory.md §5.5: O(1/d) mean bias steepens, log-normal terms flatten the slope at these widths)"),
+));
         }
         out
     }
@@ -906,19 +931,18 @@ impl Runner<'_> {
                 .collect();
             let pv: Option<Vec<f64>> = pred.into_iter().collect();
             out.push(scalar_verdict(
-                &format!("Xiong 2020: {p} last-block FFN gradient vs depth"),
-                if p == "post" {
+&format!("Xiong 2020: {p} last-block FFN gradient vs depth"),
+if p == "post" {
                     "PostNorm's gradient of the last block's W_2 does not shrink with depth (log-log slope as predicted, ≈ 0)"
                 } else {
                     "PreNorm's gradient of the last block's W_2 shrinks with depth (log-log slope as predicted, → −1/2)"
                 },
-                "‖∂ℓ/∂W_2‖² = d_ff Σ_ij K_z,ij Γ_F,ij (theory.md §2.6)",
-                format!("{p} L ∈ {depths:?} d={}: slope of log10 ‖∂ℓ/∂W_2^(L)‖ on log10 L", s.width),
-                scalar(&slopes),
-                pv.map_or(f64::NAN, |v| slope(&lnl, &v)),
-                C_B * 2.0 / d,
-                "t SE over seeds + C_B·2/d",
-            ));
+"‖∂ℓ/∂W_2‖² = d_ff Σ_ij K_z,ij Γ_F,ij (theory.md §2.6)",
+format!("{p} L ∈ {depths:?} d={}: slope of log10 ‖∂ℓ/∂W_2^(L)‖ on log10 L", s.width),
+scalar(&slopes),
+pv.map_or(f64::NAN, |v| slope(&lnl, &v)),
+(C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
+));
         }
         // Dong et al. 2021: attention alone loses rank doubly exponentially; skips prevent it.
         let mut r0 = raw(s, "attn-only");
@@ -978,15 +1002,14 @@ impl Runner<'_> {
                 Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
             });
             out.push(scalar_verdict(
-                &format!("DeepNet 2022: deepnorm gradient ratio, L={depth}"),
-                "with DeepNorm's constants PostNorm's log10(grad_0/grad_L) stays at its bounded mean-field value (→ 0) as depth grows",
-                "deepnorm = post with α_eff = β²/w = (8L)^{-1/2}(2L)^{-1/4}",
-                format!("deepnorm L={depth} d={}", s.width),
-                scalar(&ratio),
-                pred.unwrap_or(f64::NAN),
-                C_B * 2.0 / d / (2.0 * LN10),
-                "t SE over seeds + C_B·2/d in ln G",
-            ));
+&format!("DeepNet 2022: deepnorm gradient ratio, L={depth}"),
+"with DeepNorm's constants PostNorm's log10(grad_0/grad_L) stays at its bounded mean-field value (→ 0) as depth grows",
+"deepnorm = post with α_eff = β²/w = (8L)^{-1/2}(2L)^{-1/4}",
+format!("deepnorm L={depth} d={}", s.width),
+scalar(&ratio),
+pred.unwrap_or(f64::NAN),
+(C_B * 2.0 / d / (2.0 * LN10), "t SE over seeds + C_B·2/d in ln G"),
+));
         }
         // Sun et al. 2025 (LayerNorm Scaling): q growth reduced by l^{-1/2}.
         let depth = 4 * s.depth;
@@ -1020,8 +1043,10 @@ impl Runner<'_> {
             format!("q_L(lns)/q_L(pre), L={depth} d={}", s.width),
             ratio,
             p,
-            C_B * 2.0 * 2.0 / d * p.abs(),
-            "t SE over seeds + C_B·2/d relative for each of the two",
+            (
+                C_B * 2.0 * 2.0 / d * p.abs(),
+                "t SE over seeds + C_B·2/d relative for each of the two",
+            ),
         ));
         out
     }

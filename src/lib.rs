@@ -28,8 +28,8 @@
 
 pub mod attention;
 pub mod bench;
-pub mod check;
 pub mod block;
+pub mod check;
 pub mod choice;
 pub mod cli;
 pub mod config;

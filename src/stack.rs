@@ -176,6 +176,7 @@ where
     W: Fn(usize) -> BlockWeights<T>,
     O: Observer<T>,
 {
+    settle_allocator();
     let kept: Vec<BlockWeights<T>> = match memory {
         Memory::Keep => (1..=cfg.depth).map(&weights).collect(),
         Memory::Recompute => Vec::new(),
@@ -261,6 +262,25 @@ where
         scale = normalize(&mut g, l - 1, obs)?;
     }
     Ok(())
+}
+
+/// Frees one untouched allocation just under 32 MiB, once per process.
+///
+/// glibc's `malloc` serves a request above its *dynamic* mmap threshold (initially 128 KiB)
+/// with fresh pages from `mmap`, returns them on `free`, and raises the threshold only when
+/// such a chunk is freed (up to 32 MiB, trimming at twice that). A run allocates and frees
+/// weights, gradients and intermediates of 0.1–30 MiB per block, so until the threshold
+/// happens to rise every one of them is faulted in page by page again (a quarter of the
+/// run time in a profile). Freeing one large mmapped chunk up front raises the threshold
+/// at once; the chunk is never touched, so it costs two system calls. Other allocators
+/// just see a `malloc`/`free` pair. Results do not depend on it.
+fn settle_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Just under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB) including its chunk header.
+        let v = Vec::<u8>::with_capacity((32 << 20) - (64 << 10));
+        drop(std::hint::black_box(v));
+    });
 }
 
 /// Records block `l` of `cfg` on a new tape with input `x`; returns the tape and its output.

@@ -184,8 +184,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             f("gemm_peak_gflops"),
             100.0 * f("executed_gflops") / f("gemm_peak_gflops"),
             f("peak_rss_mib"),
-            v["threads"],
-            v["diverged"],
+            v["threads"].as_u64().unwrap_or(0),
+            v["diverged"].as_u64().unwrap_or(0),
             v["digest"].as_str().unwrap_or("-"),
         );
         digests.push((case, f("seconds"), v["digest"].as_str().map(String::from)));
@@ -195,7 +195,11 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!(
             "sweep: 2 threads {:.2}x faster than 1 thread; result bytes {}",
             one.1 / two.1,
-            if one.2 == two.2 { "identical" } else { "DIFFER" }
+            if one.2 == two.2 {
+                "identical"
+            } else {
+                "DIFFER"
+            }
         );
     }
     Ok(())

@@ -91,8 +91,8 @@ mod tests {
     #[test]
     fn relu_closed_form_matches_quadrature() {
         // The kink limits quadrature to about 1e-4 relative at 200 nodes.
-        for &(qi, qj, r) in &[(1.0, 1.0, 0.2), (2.0, 0.5, -0.6), (1.0, 3.0, 0.95)] {
-            let c = r * (qi * qj as f64).sqrt();
+        for &(qi, qj, r) in &[(1.0f64, 1.0f64, 0.2f64), (2.0, 0.5, -0.6), (1.0, 3.0, 0.95)] {
+            let c = r * (qi * qj).sqrt();
             let exact = forward(Phi::Relu, qi, qj, c);
             let quad = brute(qi, qj, r, |u| u.max(0.0));
             assert!(
