@@ -11,7 +11,7 @@ pub struct SweepArgs {
     /// or an array of such objects (union).
     #[arg(long)]
     pub config: PathBuf,
-    /// Results directory: one <hash>.json per config, and summary.json.
+    /// Results directory: one HASH.json file per config, and summary.json.
     #[arg(long)]
     pub out: PathBuf,
     /// Run only part i of n, 1-based (1/n … n/n); merge the parts with `spannorm merge`.

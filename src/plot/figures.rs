@@ -306,8 +306,10 @@ fn notes(items: &[Item], results: &[Stored]) -> Vec<String> {
     }
     let mut missing: Vec<String> = Vec::new();
     let mut reasons: Vec<String> = Vec::new();
+    let mut count = 0;
     for it in items {
         if let Err(e) = &it.theory {
+            count += 1;
             if !missing.contains(&it.label) {
                 missing.push(it.label.clone());
             }
@@ -323,9 +325,9 @@ fn notes(items: &[Item], results: &[Stored]) -> Vec<String> {
         }
         out.push(format!(
             "No theory prediction (dashed) for {} of {} results ({}). theory::predict said{}: {why}",
-            missing.len(),
+            count,
             items.len(),
-            if missing.len() == items.len() {
+            if count == items.len() {
                 "all".to_string()
             } else {
                 missing.join(", ")

@@ -36,8 +36,8 @@ pub fn colour(p: Placement) -> RGBColor {
         Placement::Pre => RGBColor(0x33, 0x22, 0x88),  // indigo
         Placement::Post => RGBColor(0xCC, 0x66, 0x77), // rose
         Placement::Span => RGBColor(0x11, 0x77, 0x33), // green
-        Placement::SpanOuter => RGBColor(0x44, 0xAA, 0x99), // teal
-        Placement::Deepnorm => RGBColor(0x88, 0x22, 0x55), // wine
+        Placement::SpanOuter => RGBColor(0x88, 0x22, 0x55), // wine
+        Placement::Deepnorm => RGBColor(0x44, 0xAA, 0x99), // teal
         Placement::B2t => RGBColor(0xDD, 0xCC, 0x77),  // sand
         Placement::Peri => RGBColor(0x88, 0xCC, 0xEE), // cyan
         Placement::Mix => RGBColor(0x99, 0x99, 0x33),  // olive
