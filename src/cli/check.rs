@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
     /// Small widths and depths (d = 128, n = 16): what CI runs.
     Ci,
