@@ -501,14 +501,14 @@ impl Runner<'_> {
             .and_then(|t| ls_slope_of(&xs, &t.boundaries.q.mean[l / 2..=l]));
         let d = s.width as f64;
         let mut out = vec![scalar_verdict(
-"C1 PreNorm variance growth",
-"q_l of pre (no scaling) grows linearly; its slope over l ∈ [L/2, L] is the summed sublayer gains on normalized inputs, c_A(ρ_l) + c_F",
-"q_{l+1} = q_l + α²(c_A(ρ_l) + c_F), c_A = σ⁴[ρ + (1−ρ)/n], c_F = σ⁴/2",
-format!("pre L={l} d={}: least-squares slope over l ∈ [{}, {l}]", s.width, l / 2),
-scalar(&seeds),
-pred.unwrap_or(f64::NAN),
-(C_B * 2.0 / d * pred.unwrap_or(0.0).abs(), "t SE over seeds + C_B·2/d relative"),
-)];
+            "C1 PreNorm variance growth",
+            "q_l of pre (no scaling) grows linearly; its slope over l ∈ [L/2, L] is the summed sublayer gains on normalized inputs, c_A(ρ_l) + c_F",
+            "q_{l+1} = q_l + α²(c_A(ρ_l) + c_F), c_A = σ⁴[ρ + (1−ρ)/n], c_F = σ⁴/2",
+            format!("pre L={l} d={}: least-squares slope over l ∈ [{}, {l}]", s.width, l / 2),
+            scalar(&seeds),
+            pred.unwrap_or(f64::NAN),
+            (C_B * 2.0 / d * pred.unwrap_or(0.0).abs(), "t SE over seeds + C_B·2/d relative"),
+        )];
         // The literal reading: one constant slope equal to the gains at the input.
         let n = s.tokens as f64;
         let rho0 = crate::config::defaults::RHO0;
@@ -549,14 +549,14 @@ pred.unwrap_or(f64::NAN),
             .unwrap_or(f64::NAN);
         let d = s.width as f64;
         let mut out = vec![scalar_verdict(
-"C2 PostNorm gradient: bulk slope",
-"in the bulk of a post stack, log10 grad_l is linear in l with the per-block slope ½log10[(1+γ_A)(1+γ_F)/((1+c_A)(1+c_F))] (0 for relu once ρ = κ = 1)",
-"G_l/G_{l+1} = (1+α²γ_A(κ))(1+α²γ_F) / ((1+α²c_A(ρ))(1+α²c_F))",
-format!("post L={l} d={}: slope of log10 grad over l ∈ [{lo}, {hi}]", s.width),
-scalar(&seeds),
-pred,
-(5.0 / (2.0 * d * LN10), "t SE over seeds + log-normal drift ≤ 5/d per block in ln G (theory.md §5.4)"),
-)];
+            "C2 PostNorm gradient: bulk slope",
+            "in the bulk of a post stack, log10 grad_l is linear in l with the per-block slope ½log10[(1+γ_A)(1+γ_F)/((1+c_A)(1+c_F))] (0 for relu once ρ = κ = 1)",
+            "G_l/G_{l+1} = (1+α²γ_A(κ))(1+α²γ_F) / ((1+α²c_A(ρ))(1+α²c_F))",
+            format!("post L={l} d={}: slope of log10 grad over l ∈ [{lo}, {hi}]", s.width),
+            scalar(&seeds),
+            pred,
+            (5.0 / (2.0 * d * LN10), "t SE over seeds + log-normal drift ≤ 5/d per block in ln G (theory.md §5.4)"),
+        )];
         let top_drop = per_seed(&r, |rec| {
             Some(rec.log10_grad[l]? - rec.log10_grad[l - top]?)
         });
@@ -578,6 +578,44 @@ pred,
 }
 
 impl Runner<'_> {
+    /// `log10(grad_0/grad_L)` of `placement` at its default scale, one verdict per depth of
+    /// the preset; bias `C_B·2/d` in `ln G` (scaled or DeepNorm stacks: `O(1/d)` in total,
+    /// theory.md §5.4).
+    fn gradient_ratios(
+        &self,
+        s: &Sizes,
+        placement: &str,
+        name: &str,
+        statement: &str,
+        formula: &str,
+    ) -> Vec<Verdict> {
+        let d = s.width as f64;
+        let mut out = Vec::new();
+        for &depth in s.depths {
+            let mut r0 = raw(s, placement);
+            r0.depth = Some(depth);
+            r0.seeds = Some(s.seeds.min(8));
+            let r = run(resolve(r0));
+            let ratio = per_seed(&r, |rec| Some(rec.log10_grad[0]? - rec.log10_grad[depth]?));
+            let pred = self.predict(&r.cfg).ok().and_then(|t| {
+                Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
+            });
+            out.push(scalar_verdict(
+                &format!("{name}, L={depth}"),
+                statement,
+                formula,
+                format!("{placement} L={depth} d={}", s.width),
+                scalar(&ratio),
+                pred.unwrap_or(f64::NAN),
+                (
+                    C_B * 2.0 / d / (2.0 * LN10),
+                    "t SE over seeds + C_B·2/d in ln G (scaled stacks: O(1/d) in total, theory.md §5.4)",
+                ),
+            ));
+        }
+        out
+    }
+
     fn c3(&self, s: &Sizes) -> Vec<Verdict> {
         let d = s.width as f64;
         let mut out = Vec::new();
@@ -612,25 +650,13 @@ impl Runner<'_> {
             status: if worst <= bound + half + bias { Status::Pass } else { Status::Fail },
         });
         // (b) grad_0/grad_L does not depend on L.
-        for &depth in s.depths {
-            let mut r0 = raw(s, "span");
-            r0.depth = Some(depth);
-            r0.seeds = Some(s.seeds.min(8));
-            let r = run(resolve(r0));
-            let ratio = per_seed(&r, |rec| Some(rec.log10_grad[0]? - rec.log10_grad[depth]?));
-            let pred = self.predict(&r.cfg).ok().and_then(|t| {
-                Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
-            });
-            out.push(scalar_verdict(
-&format!("C3b SpanNorm gradient band, L={depth}"),
-"span with sqrt-depth scaling has log10(grad_0/grad_L) equal to its L-independent mean-field value (≈ log10 0.936 at n = 64)",
-"ln(G_0/G_L) = ½∫[γ_A(κ) + γ_F − c_A(ρ) − c_F] dt + O(1/L)",
-format!("span L={depth} d={}", s.width),
-scalar(&ratio),
-pred.unwrap_or(f64::NAN),
-(C_B * 2.0 / d / (2.0 * LN10), "t SE over seeds + C_B·2/d in ln G (scaled stacks: O(1/d) in total, theory.md §5.4)"),
-));
-        }
+        out.extend(self.gradient_ratios(
+            s,
+            "span",
+            "C3b SpanNorm gradient band",
+            "span with sqrt-depth scaling has log10(grad_0/grad_L) equal to its L-independent mean-field value (≈ log10 0.936 at n = 64)",
+            "ln(G_0/G_L) = ½∫[γ_A(κ) + γ_F − c_A(ρ) − c_F] dt + O(1/L)",
+        ));
         // (c) Without scaling: at infinite width the ratio is L-independent too.
         for &depth in &s.depths[..2] {
             let mut r0 = raw(s, "span");
@@ -749,18 +775,18 @@ pred.unwrap_or(f64::NAN),
                 .as_ref()
                 .and_then(|t| ls_slope_of(&xs, &logc(&t.blocks.adj_cos.mean[lo - 1..hi])));
             out.push(scalar_verdict(
-&format!("C5 representation change of {p}"),
-if p == "pre" {
+                &format!("C5 representation change of {p}"),
+                if p == "pre" {
                     "1 − adj_cos_l of pre decays like 1/l: log-log slope as the recursion predicts (→ −1)"
                 } else {
                     "1 − adj_cos_l of span with sqrt-depth scaling stays flat: log-log slope as predicted (≈ 0)"
                 },
-"1 − adj_cos = 1 − sqrt(q_l/q_{l+1}) → (c_A + c_F)/(2 q_l) (pre); (c_A + c_F)/(4L) (span)",
-format!("{p} L={depth} d={}: slope of ln(1 − adj_cos) on ln l over l ∈ [{lo}, {hi}]", s.width),
-scalar(&seeds),
-pred.unwrap_or(f64::NAN),
-(C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
-));
+                "1 − adj_cos = 1 − sqrt(q_l/q_{l+1}) → (c_A + c_F)/(2 q_l) (pre); (c_A + c_F)/(4L) (span)",
+                format!("{p} L={depth} d={}: slope of ln(1 − adj_cos) on ln l over l ∈ [{lo}, {hi}]", s.width),
+                scalar(&seeds),
+                pred.unwrap_or(f64::NAN),
+                (C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
+            ));
             let mean_change: Vec<f64> = r
                 .sim
                 .blocks
@@ -883,14 +909,14 @@ impl Runner<'_> {
                 .map(|g| slope(&lnd, g))
                 .collect();
             out.push(scalar_verdict(
-&format!("C7 width convergence ({p} {metric})"),
-"the per-seed gap between simulation and theory shrinks like d^{-1/2}",
-"RMS over layers of (simulated − predicted) ∝ d^{-1/2}: log-log slope −1/2",
-format!("{p} L={} at d = {:?}: slope of ln RMS gap on ln d", s.depth, s.widths),
-scalar(&slopes),
--0.55,
-(0.2, "the 95% interval must overlap the band [−0.75, −0.35] around −1/2 (theory.md §5.5: O(1/d) mean bias steepens, log-normal terms flatten the slope at these widths)"),
-));
+                &format!("C7 width convergence ({p} {metric})"),
+                "the per-seed gap between simulation and theory shrinks like d^{-1/2}",
+                "RMS over layers of (simulated − predicted) ∝ d^{-1/2}: log-log slope −1/2",
+                format!("{p} L={} at d = {:?}: slope of ln RMS gap on ln d", s.depth, s.widths),
+                scalar(&slopes),
+                -0.55,
+                (0.2, "the 95% interval must overlap the band [−0.75, −0.35] around −1/2 (theory.md §5.5: O(1/d) mean bias steepens, log-normal terms flatten the slope at these widths)"),
+            ));
         }
         out
     }
@@ -931,18 +957,18 @@ scalar(&slopes),
                 .collect();
             let pv: Option<Vec<f64>> = pred.into_iter().collect();
             out.push(scalar_verdict(
-&format!("Xiong 2020: {p} last-block FFN gradient vs depth"),
-if p == "post" {
+                &format!("Xiong 2020: {p} last-block FFN gradient vs depth"),
+                if p == "post" {
                     "PostNorm's gradient of the last block's W_2 does not shrink with depth (log-log slope as predicted, ≈ 0)"
                 } else {
                     "PreNorm's gradient of the last block's W_2 shrinks with depth (log-log slope as predicted, → −1/2)"
                 },
-"‖∂ℓ/∂W_2‖² = d_ff Σ_ij K_z,ij Γ_F,ij (theory.md §2.6)",
-format!("{p} L ∈ {depths:?} d={}: slope of log10 ‖∂ℓ/∂W_2^(L)‖ on log10 L", s.width),
-scalar(&slopes),
-pv.map_or(f64::NAN, |v| slope(&lnl, &v)),
-(C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
-));
+                "‖∂ℓ/∂W_2‖² = d_ff Σ_ij K_z,ij Γ_F,ij (theory.md §2.6)",
+                format!("{p} L ∈ {depths:?} d={}: slope of log10 ‖∂ℓ/∂W_2^(L)‖ on log10 L", s.width),
+                scalar(&slopes),
+                pv.map_or(f64::NAN, |v| slope(&lnl, &v)),
+                (C_B * 2.0 / d, "t SE over seeds + C_B·2/d"),
+            ));
         }
         // Dong et al. 2021: attention alone loses rank doubly exponentially; skips prevent it.
         let mut r0 = raw(s, "attn-only");
@@ -992,25 +1018,13 @@ pv.map_or(f64::NAN, |v| slope(&lnl, &v)),
             status: if m.mean + m.half + C_B * 2.0 / d >= 1.0 { Status::Pass } else { Status::Fail },
         });
         // Wang et al. 2022 (DeepNet): bounded end-to-end gradient ratio.
-        for &depth in s.depths {
-            let mut r0 = raw(s, "deepnorm");
-            r0.depth = Some(depth);
-            r0.seeds = Some(s.seeds.min(8));
-            let r = run(resolve(r0));
-            let ratio = per_seed(&r, |rec| Some(rec.log10_grad[0]? - rec.log10_grad[depth]?));
-            let pred = self.predict(&r.cfg).ok().and_then(|t| {
-                Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
-            });
-            out.push(scalar_verdict(
-&format!("DeepNet 2022: deepnorm gradient ratio, L={depth}"),
-"with DeepNorm's constants PostNorm's log10(grad_0/grad_L) stays at its bounded mean-field value (→ 0) as depth grows",
-"deepnorm = post with α_eff = β²/w = (8L)^{-1/2}(2L)^{-1/4}",
-format!("deepnorm L={depth} d={}", s.width),
-scalar(&ratio),
-pred.unwrap_or(f64::NAN),
-(C_B * 2.0 / d / (2.0 * LN10), "t SE over seeds + C_B·2/d in ln G"),
-));
-        }
+        out.extend(self.gradient_ratios(
+            s,
+            "deepnorm",
+            "DeepNet 2022: deepnorm gradient ratio",
+            "with DeepNorm's constants PostNorm's log10(grad_0/grad_L) stays at its bounded mean-field value (→ 0) as depth grows",
+            "deepnorm = post with α_eff = β²/w = (8L)^{-1/2}(2L)^{-1/4}",
+        ));
         // Sun et al. 2025 (LayerNorm Scaling): q growth reduced by l^{-1/2}.
         let depth = 4 * s.depth;
         let mut q_last = Vec::new();

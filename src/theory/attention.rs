@@ -74,7 +74,10 @@ mod tests {
         ];
         for (n, v, want) in cases {
             let got = p2(v, n);
-            assert!((got - want).abs() < 6e-6, "P_2({v}, {n}) = {got}, reference {want}");
+            assert!(
+                (got - want).abs() < 6e-6,
+                "P_2({v}, {n}) = {got}, reference {want}"
+            );
         }
     }
 
