@@ -1,6 +1,6 @@
 //! Named choices (placement, norm, activation, ...) spelled as in the spec.
 //!
-//! [`choice_enum!`] defines a `Copy` enum whose CLI and JSON spelling is kebab-case, with
+//! [`crate::choice_enum!`] defines a `Copy` enum whose CLI and JSON spelling is kebab-case, with
 //! `FromStr` errors that list the allowed values.
 
 use crate::error::ConfigError;
