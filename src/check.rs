@@ -309,6 +309,17 @@ fn verdict(
     }
 }
 
+/// `token_cos` at boundary `l` of a simulation against its prediction (C6).
+fn top_token_cos(sim: &RunResult, th: &RunResult, l: usize, d: usize) -> Option<Cmp> {
+    compare(
+        &sim.boundaries.token_cos.at(l),
+        &th.boundaries.token_cos.at(l),
+        Kind::Absolute,
+        d,
+        &|_| 2.0,
+    )
+}
+
 /// Least-squares slope of `y` on `x`.
 fn slope(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
@@ -798,21 +809,9 @@ impl Runner<'_> {
                 .collect();
             change.push(mean_change.iter().sum::<f64>() / mean_change.len() as f64);
             // C6: token correlation at the top.
-            let c = th.as_ref().and_then(|t| {
-                let last = |x: &Series| Series {
-                    mean: vec![x.mean[depth]],
-                    lo: vec![x.lo[depth]],
-                    hi: vec![x.hi[depth]],
-                    n: vec![x.n[depth]],
-                };
-                compare(
-                    &last(&r.sim.boundaries.token_cos),
-                    &last(&t.boundaries.token_cos),
-                    Kind::Absolute,
-                    s.width,
-                    &|_| 2.0,
-                )
-            });
+            let c = th
+                .as_ref()
+                .and_then(|t| top_token_cos(&r.sim, t, depth, s.width));
             out.push(verdict(
                 format!("C6 token correlation of {p} at the top"),
                 "token_cos_L follows the correlation recursion (pre collapses toward 1, scaled span stays bounded away from 1)",
@@ -826,21 +825,10 @@ impl Runner<'_> {
         r0.scale = Some("none".into());
         let r = run(resolve(r0));
         let l = s.depth;
-        let c = self.predict(&r.cfg).ok().and_then(|t| {
-            let last = |x: &Series| Series {
-                mean: vec![x.mean[l]],
-                lo: vec![x.lo[l]],
-                hi: vec![x.hi[l]],
-                n: vec![x.n[l]],
-            };
-            compare(
-                &last(&r.sim.boundaries.token_cos),
-                &last(&t.boundaries.token_cos),
-                Kind::Absolute,
-                s.width,
-                &|_| 2.0,
-            )
-        });
+        let c = self
+            .predict(&r.cfg)
+            .ok()
+            .and_then(|t| top_token_cos(&r.sim, &t, l, s.width));
         out.push(verdict(
             "C6 post drives token correlation to 1".into(),
             "post without scaling contracts 1 − ρ by ≈ 1/(1 + σ⁴) per block: token_cos_L ≈ 1",

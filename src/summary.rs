@@ -58,6 +58,16 @@ impl Series {
         out
     }
 
+    /// The one-entry series at index `i`.
+    pub fn at(&self, i: usize) -> Series {
+        Series {
+            mean: vec![self.mean[i]],
+            lo: vec![self.lo[i]],
+            hi: vec![self.hi[i]],
+            n: vec![self.n[i]],
+        }
+    }
+
     /// The same series with `f` applied to each seed's value first.
     pub fn over_seeds_map<'a>(
         per_seed: impl IntoIterator<Item = &'a [Option<f64>]>,

@@ -309,20 +309,14 @@ impl<'c> TheoryTape<'c> {
                         add_grad(&mut grads, x, g.clone());
                     }
                 }
-                TOp::Attn { x, k_in } => {
+                TOp::Attn { x, k_in } | TOp::Ffn { x, k_in } => {
+                    // A sublayer's Jacobian holds fresh zero-mean matrices: its gradient is a
+                    // new independent source.
                     let gy = g.kernel(&gsrc);
-                    let (gin, p) = self.attn_backward(k_in, &gy);
-                    params.extend(p);
-                    gsrc.push(if c.exchangeable {
-                        exchangeable(&gin)
-                    } else {
-                        gin
-                    });
-                    add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
-                }
-                TOp::Ffn { x, k_in } => {
-                    let gy = g.kernel(&gsrc);
-                    let (gin, p) = self.ffn_backward(k_in, &gy);
+                    let (gin, p) = match op {
+                        TOp::Attn { .. } => self.attn_backward(k_in, &gy),
+                        _ => self.ffn_backward(k_in, &gy),
+                    };
                     params.extend(p);
                     gsrc.push(if c.exchangeable {
                         exchangeable(&gin)
