@@ -698,20 +698,8 @@ impl Runner<'_> {
     }
 
     fn c4(&self, s: &Sizes) -> Vec<Verdict> {
-        use crate::stack::{self, Memory, Observer};
-        use ndarray::Array2;
-        struct Rms(Vec<Vec<f64>>);
-        impl Observer<f64> for Rms {
-            fn boundary(&mut self, _: usize, x: &Array2<f64>) {
-                let d = x.ncols() as f64;
-                self.0.push(
-                    x.rows()
-                        .into_iter()
-                        .map(|r| (r.dot(&r) / d).sqrt())
-                        .collect(),
-                );
-            }
-        }
+        use crate::metrics::TokenRms;
+        use crate::stack::{self, Memory};
         let mut worst: f64 = 0.0;
         let mut tight: f64 = 0.0;
         let mut checked = 0usize;
@@ -720,7 +708,7 @@ impl Runner<'_> {
             r0.scale = Some(scale.into());
             let cfg = resolve(r0).model;
             for seed in 0..s.seeds as u64 {
-                let mut obs = Rms(Vec::new());
+                let mut obs = TokenRms::default();
                 let inputs = stack::inputs::<f64>(&cfg, 0, seed);
                 let w = |l| stack::block_weights(&cfg, 0, seed, l);
                 if stack::run(&cfg, w, inputs, &mut obs, Memory::Recompute).is_err() {

@@ -104,6 +104,23 @@ pub fn adjacent_cos<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
     s / n as f64
 }
 
+/// An [`Observer`] that records the RMS `sqrt(‖x_i‖²/d)` of every token at every boundary
+/// (for per-token bounds such as span-outer's triangle inequality).
+#[derive(Debug, Default)]
+pub struct TokenRms(pub Vec<Vec<f64>>);
+
+impl<T: Real> Observer<T> for TokenRms {
+    fn boundary(&mut self, _l: usize, x: &Array2<T>) {
+        let d = x.ncols() as f64;
+        self.0.push(
+            x.rows()
+                .into_iter()
+                .map(|r| (r.iter().map(|&v| v.f64() * v.f64()).sum::<f64>() / d).sqrt())
+                .collect(),
+        );
+    }
+}
+
 /// Everything one seed measured. Vectors over boundaries have `L + 1` entries, vectors over
 /// blocks `L` entries (block `l` at index `l − 1`); entries a diverged run never reached are
 /// `None`.

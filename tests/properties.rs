@@ -1,11 +1,10 @@
 //! Properties that follow from the definitions alone, with no statistical slack.
 
-use ndarray::Array2;
-use spannorm::block::Probe;
 use spannorm::config::{ModelConfig, RawConfig};
+use spannorm::metrics::TokenRms;
 use spannorm::norm::EPS;
 use spannorm::simulate::simulate;
-use spannorm::stack::{self, Observer};
+use spannorm::stack;
 
 fn raw(placement: &str) -> RawConfig {
     RawConfig {
@@ -62,22 +61,6 @@ fn pre_without_scaling_grows() {
     }
 }
 
-/// Records the RMS of every token at every boundary.
-struct TokenRms(Vec<Vec<f64>>);
-
-impl Observer<f64> for TokenRms {
-    fn boundary(&mut self, _l: usize, x: &Array2<f64>) {
-        let d = x.ncols() as f64;
-        self.0.push(
-            x.rows()
-                .into_iter()
-                .map(|r| (r.dot(&r) / d).sqrt())
-                .collect(),
-        );
-    }
-    fn block(&mut self, _: usize, _: &Array2<f64>, _: &Array2<f64>, _: Probe) {}
-}
-
 #[test]
 fn span_outer_obeys_the_triangle_inequality_per_token() {
     for scale in ["sqrt-depth", "none", "sqrt-layer", "const:0.3"] {
@@ -87,7 +70,7 @@ fn span_outer_obeys_the_triangle_inequality_per_token() {
             r.norm = Some(norm.into());
             let cfg: ModelConfig = r.resolve().unwrap().remove(0).model;
             for seed in 0..3 {
-                let mut obs = TokenRms(Vec::new());
+                let mut obs = TokenRms::default();
                 let inputs = stack::inputs::<f64>(&cfg, 0, seed);
                 stack::run(
                     &cfg,

@@ -170,6 +170,52 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
+/// The configurations named by `--config` and the model flags (flags win).
+pub fn configs(
+    config: Option<&std::path::Path>,
+    model: &ModelArgs,
+) -> anyhow::Result<Vec<crate::config::SimConfig>> {
+    let file = match config {
+        Some(p) => RawConfig::from_file(p).map_err(usage)?,
+        None => RawConfig::default(),
+    };
+    file.overlay(&model.to_raw()).resolve().map_err(usage)
+}
+
+/// Where `--out` results go: created now, so a bad path fails before any work, and written
+/// whole by [`Output::write`].
+pub struct Output {
+    file: Option<crate::report::AtomicFile>,
+    format: crate::report::Format,
+}
+
+impl Output {
+    /// Opens `--out` (if any) in the format `--format` or its extension names.
+    pub fn open(out: Option<&std::path::Path>, format: Option<FormatArg>) -> anyhow::Result<Self> {
+        let file = match out {
+            Some(p) => Some(crate::report::AtomicFile::create(p).map_err(usage)?),
+            None => None,
+        };
+        Ok(Output {
+            file,
+            format: self::format(format, out),
+        })
+    }
+
+    /// Writes `results` (JSON schema 1 or CSV) and renames the file into place.
+    pub fn write(self, results: &[crate::simulate::RunResult]) -> anyhow::Result<()> {
+        use crate::report::{self, Format};
+        if let Some(file) = self.file {
+            let bytes = match self.format {
+                Format::Json => report::to_json(results)?,
+                Format::Csv => report::to_csv(results),
+            };
+            file.commit(bytes.as_bytes()).map_err(usage)?;
+        }
+        Ok(())
+    }
+}
+
 /// The output format: `--format`, else the extension of `--out`, else JSON.
 pub fn format(arg: Option<FormatArg>, out: Option<&std::path::Path>) -> crate::report::Format {
     use crate::report::Format;

@@ -1,8 +1,7 @@
 //! `spannorm simulate`.
 
-use super::{pool, progress, usage, ModelArgs};
-use crate::config::RawConfig;
-use crate::report::{self, AtomicFile, Format};
+use super::{pool, progress, ModelArgs};
+use crate::report;
 use crate::simulate;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -36,17 +35,8 @@ pub struct SimulateArgs {
 
 /// `spannorm simulate`.
 pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(p) => RawConfig::from_file(p).map_err(usage)?,
-        None => RawConfig::default(),
-    };
-    let raw = file.overlay(&args.model.to_raw());
-    let cfgs = raw.resolve().map_err(usage)?;
-    let format = super::format(args.format, args.out.as_deref());
-    let out = match &args.out {
-        Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
-        None => None,
-    };
+    let cfgs = super::configs(args.config.as_deref(), &args.model)?;
+    let out = super::Output::open(args.out.as_deref(), args.format)?;
     let pool = pool(args.threads)?;
     let total: usize = cfgs.iter().map(|c| c.seeds).sum();
     let bar = progress(total as u64, "simulate", args.quiet);
@@ -61,12 +51,5 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(file) = out {
-        let bytes = match format {
-            Format::Json => report::to_json(&results)?,
-            Format::Csv => report::to_csv(&results),
-        };
-        file.commit(bytes.as_bytes()).map_err(usage)?;
-    }
-    Ok(())
+    out.write(&results)
 }

@@ -1,8 +1,7 @@
 //! `spannorm theory`.
 
 use super::{usage, ModelArgs};
-use crate::config::RawConfig;
-use crate::report::{self, AtomicFile, Format};
+use crate::report;
 use crate::theory;
 use clap::Args;
 use std::path::PathBuf;
@@ -24,19 +23,8 @@ pub struct TheoryArgs {
 
 /// `spannorm theory`: mean-field predictions, layer by layer.
 pub fn theory(args: &TheoryArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(p) => RawConfig::from_file(p).map_err(usage)?,
-        None => RawConfig::default(),
-    };
-    let cfgs = file
-        .overlay(&args.model.to_raw())
-        .resolve()
-        .map_err(usage)?;
-    let format = super::format(args.format, args.out.as_deref());
-    let out = match &args.out {
-        Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
-        None => None,
-    };
+    let cfgs = super::configs(args.config.as_deref(), &args.model)?;
+    let out = super::Output::open(args.out.as_deref(), args.format)?;
     let mut results = Vec::new();
     for cfg in &cfgs {
         match theory::predict(cfg) {
@@ -53,12 +41,5 @@ pub fn theory(args: &TheoryArgs) -> anyhow::Result<()> {
     if results.is_empty() {
         return Err(usage("no configuration has a prediction"));
     }
-    if let Some(file) = out {
-        let bytes = match format {
-            Format::Json => report::to_json(&results)?,
-            Format::Csv => report::to_csv(&results),
-        };
-        file.commit(bytes.as_bytes()).map_err(usage)?;
-    }
-    Ok(())
+    out.write(&results)
 }
