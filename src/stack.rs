@@ -24,7 +24,7 @@ use ndarray::Array2;
 use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The random inputs of one seed.
 #[derive(Clone, Debug)]
@@ -90,7 +90,7 @@ fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut ChaCha8Rng, beta: f64) -> F
 }
 
 /// Which pass found a non-finite value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pass {
     Forward,
@@ -99,7 +99,7 @@ pub enum Pass {
 
 /// A non-finite value: in the output of block `block` (forward), or in `∂ℓ/∂X_{block-1}`
 /// (backward through block `block`; `block = L + 1` means the loss gradient itself).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Divergence {
     pub block: usize,
     pub pass: Pass,

@@ -23,9 +23,26 @@ pub struct CheckArgs {
     /// Write the verdicts as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep each simulation's per-seed records here, so that an interrupted run resumes
+    /// without repeating finished work [default with `--preset full`: results/check-full].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+    /// Keep nothing on disk between runs (the default with `--preset ci`).
+    #[arg(long)]
+    pub no_cache: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The cache directory of a check run, if any.
+fn cache_dir(args: &CheckArgs) -> Option<PathBuf> {
+    match (&args.cache, args.no_cache, args.preset) {
+        (_, true, _) => None,
+        (Some(dir), _, _) => Some(dir.clone()),
+        (None, _, PresetArg::Full) => Some(PathBuf::from("results/check-full")),
+        (None, _, PresetArg::Ci) => None,
+    }
 }
 
 /// An error for a check run with failed predictions: exit code 1, not 2.
@@ -84,7 +101,11 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
             eprintln!("check: {step}");
         }
     };
-    let runner = Runner::new(preset, Perturbation::None, &progress);
+    let mut runner = Runner::new(preset, Perturbation::None, &progress);
+    if let Some(dir) = cache_dir(args) {
+        crate::check::cache::prepare(&dir).map_err(usage)?;
+        runner = runner.with_cache(dir);
+    }
     let verdicts = runner.run();
     let accuracy = runner.accuracy();
     print!("{}", table(&verdicts));

@@ -113,7 +113,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         "Not run (`--no-check`); run `spannorm check --preset ci` (or `full`).".to_string()
     } else {
         say(format!("check --preset {preset}"));
-        check_verdicts(&preset)?
+        check_verdicts(&preset, &args.results)?
     };
     let total = start.elapsed().as_secs_f64();
     let readme = reproduce::readme(
@@ -140,10 +140,15 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
 
 /// Runs `spannorm check --preset PRESET` in a child process and returns its report as
 /// Markdown (a note when this build has no `check`).
-fn check_verdicts(preset: &str) -> anyhow::Result<String> {
+fn check_verdicts(preset: &str, results: &std::path::Path) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
-    let out = std::process::Command::new(exe)
-        .args(["check", "--quiet", "--preset", preset])
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["check", "--quiet", "--preset", preset]);
+    if preset == "full" {
+        // Resumable: the full preset's simulations are kept next to the figure sweeps.
+        cmd.arg("--cache").arg(results.join("check-full"));
+    }
+    let out = cmd
         .output()
         .context("cannot run spannorm check")?;
     let stdout = String::from_utf8_lossy(&out.stdout);

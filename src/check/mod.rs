@@ -19,6 +19,8 @@ use crate::summary::{t975, Series};
 use crate::theory::{self, TheoryError};
 use serde::Serialize;
 
+pub mod cache;
+
 /// The bias constant `C_B` of the module docs.
 pub const C_B: f64 = 2.0;
 
@@ -65,10 +67,36 @@ struct Sizes {
     heads: usize,
     depth: usize,
     seeds: usize,
+    /// Width, depth and seeds of the per-layer curves, the accuracy percentiles and C7 (whose
+    /// widths end at this one).
+    curve: (usize, usize, usize),
+    /// Width of the depth sweeps.
+    deep_width: usize,
     /// Depths of the depth sweeps.
     depths: &'static [usize],
     /// Widths of the width-convergence fit.
     widths: &'static [usize],
+}
+
+impl Sizes {
+    /// The sizes of the curve comparisons.
+    fn for_curves(&self) -> Sizes {
+        let (width, depth, seeds) = self.curve;
+        Sizes {
+            width,
+            depth,
+            seeds,
+            ..*self
+        }
+    }
+
+    /// The sizes of the depth sweeps.
+    fn for_depth_sweeps(&self) -> Sizes {
+        Sizes {
+            width: self.deep_width,
+            ..*self
+        }
+    }
 }
 
 impl Preset {
@@ -80,15 +108,21 @@ impl Preset {
                 heads: 4,
                 depth: 16,
                 seeds: 12,
+                curve: (128, 16, 12),
+                deep_width: 128,
                 depths: &[16, 64, 256],
                 widths: &[32, 64, 128, 256],
             },
+            // What two cores finish in about an hour: the curves at d = 1024, the claims at
+            // d = 256, the depth sweeps to L = 4096 at d = 128 (analysis/checks.md).
             Preset::Full => Sizes {
-                width: 1024,
+                width: 256,
                 tokens: 64,
                 heads: 4,
                 depth: 64,
-                seeds: 16,
+                seeds: 12,
+                curve: (1024, 16, 8),
+                deep_width: 128,
                 depths: &[16, 64, 256, 1024, 4096],
                 widths: &[64, 128, 256, 512, 1024],
             },
@@ -112,6 +146,8 @@ pub struct Runner<'a> {
     preset: Preset,
     perturb: Perturbation,
     progress: &'a (dyn Fn(&str) + Sync),
+    /// Where per-seed records are kept between runs (`None`: nowhere).
+    cache: Option<std::path::PathBuf>,
 }
 
 fn raw(s: &Sizes, placement: &str) -> RawConfig {
@@ -151,7 +187,51 @@ impl<'a> Runner<'a> {
             preset,
             perturb,
             progress,
+            cache: None,
         }
+    }
+
+    /// Keeps each configuration's per-seed records in `dir`, so that an interrupted run
+    /// resumes without repeating finished simulations. `dir` must exist and be writable
+    /// ([`cache::prepare`]); a file there that cannot be used is reported and recomputed.
+    pub fn with_cache(mut self, dir: std::path::PathBuf) -> Self {
+        self.cache = Some(dir);
+        self
+    }
+
+    /// Simulates every seed of `cfg`, or reads them from the cache.
+    fn simulate(&self, cfg: SimConfig) -> Run {
+        use rayon::prelude::*;
+        let m = &cfg.model;
+        let what = format!(
+            "  {} L={} d={} n={} {} ({} seeds)",
+            m.placement, m.depth, m.width, m.tokens, m.init, cfg.seeds
+        );
+        if let Some(dir) = &self.cache {
+            match cache::load(dir, &cfg) {
+                Ok(Some(seeds)) => {
+                    (self.progress)(&format!("{what}: cached"));
+                    let sim = crate::simulate::summarize(&cfg, seeds.clone());
+                    return Run { cfg, seeds, sim };
+                }
+                Ok(None) => {}
+                Err(e) => (self.progress)(&format!("{what}: recomputing, unusable cache file {e}")),
+            }
+        }
+        let start = std::time::Instant::now();
+        let seeds: Vec<_> = (0..cfg.seeds)
+            .into_par_iter()
+            .map(|s| crate::simulate::run_seed(&cfg, s))
+            .collect();
+        let mut done = format!("{what}: {:.1} s", start.elapsed().as_secs_f64());
+        if let Some(dir) = &self.cache {
+            if let Err(e) = cache::store(dir, &cfg, &seeds) {
+                done += &format!(" (not cached: {e})");
+            }
+        }
+        (self.progress)(&done);
+        let sim = crate::simulate::summarize(&cfg, seeds.clone());
+        Run { cfg, seeds, sim }
     }
 
     fn predict(&self, cfg: &SimConfig) -> Result<RunResult, TheoryError> {
@@ -398,15 +478,6 @@ struct Run {
     sim: RunResult,
 }
 
-fn run(cfg: SimConfig) -> Run {
-    use rayon::prelude::*;
-    let seeds: Vec<_> = (0..cfg.seeds)
-        .into_par_iter()
-        .map(|s| crate::simulate::run_seed(&cfg, s))
-        .collect();
-    let sim = crate::simulate::summarize(&cfg, seeds.clone());
-    Run { cfg, seeds, sim }
-}
 
 /// Values of `f` per seed, skipping seeds where it is missing.
 fn per_seed(r: &Run, f: impl Fn(&crate::metrics::SeedRecord) -> Option<f64>) -> Vec<f64> {
@@ -426,11 +497,12 @@ const LN10: f64 = std::f64::consts::LN_10;
 
 impl Runner<'_> {
     fn curves(&self, s: &Sizes) -> Vec<Verdict> {
+        let s = &s.for_curves();
         use crate::choice::Choice;
         use crate::placement::Placement;
         let mut out = Vec::new();
         for p in Placement::ALL {
-            let r = run(resolve(raw(s, p.name())));
+            let r = self.simulate(resolve(raw(s, p.name())));
             let th = match self.predict(&r.cfg) {
                 Ok(t) => t,
                 Err(e) => {
@@ -502,7 +574,7 @@ impl Runner<'_> {
     fn c1(&self, s: &Sizes) -> Vec<Verdict> {
         let mut r0 = raw(s, "pre");
         r0.depth = Some(4 * s.depth);
-        let r = run(resolve(r0));
+        let r = self.simulate(resolve(r0));
         let l = r.cfg.model.depth;
         let xs: Vec<f64> = (l / 2..=l).map(|v| v as f64).collect();
         let seeds = per_seed(&r, |rec| ls_slope_of(&xs, &rec.q[l / 2..=l]));
@@ -548,7 +620,7 @@ impl Runner<'_> {
         // Mean-field holds for unscaled trunk-normalized stacks only while L ≲ d/5 (§5.4).
         let l = (s.width / 5).max(12);
         r0.depth = Some(l);
-        let r = run(resolve(r0));
+        let r = self.simulate(resolve(r0));
         let top = (s.tokens as f64).log2().ceil() as usize + 1;
         let (lo, hi) = (top.min(l / 3), l - top.min(l / 3));
         let xs: Vec<f64> = (lo..=hi).map(|v| v as f64).collect();
@@ -600,13 +672,14 @@ impl Runner<'_> {
         statement: &str,
         formula: &str,
     ) -> Vec<Verdict> {
+        let s = &s.for_depth_sweeps();
         let d = s.width as f64;
         let mut out = Vec::new();
         for &depth in s.depths {
             let mut r0 = raw(s, placement);
             r0.depth = Some(depth);
             r0.seeds = Some(s.seeds.min(8));
-            let r = run(resolve(r0));
+            let r = self.simulate(resolve(r0));
             let ratio = per_seed(&r, |rec| Some(rec.log10_grad[0]? - rec.log10_grad[depth]?));
             let pred = self.predict(&r.cfg).ok().and_then(|t| {
                 Some(t.boundaries.log10_grad.mean[0]? - t.boundaries.log10_grad.mean[depth]?)
@@ -631,7 +704,7 @@ impl Runner<'_> {
         let d = s.width as f64;
         let mut out = Vec::new();
         // (a) q_pre_norm under sqrt-depth, every block, at the preset's depth.
-        let r = run(resolve(raw(s, "span")));
+        let r = self.simulate(resolve(raw(s, "span")));
         let l = r.cfg.model.depth;
         let a2 = 1.0 / (2.0 * l as f64);
         let sw4 = r.cfg.model.sigma_w.powi(4);
@@ -669,12 +742,13 @@ impl Runner<'_> {
             "ln(G_0/G_L) = ½∫[γ_A(κ) + γ_F − c_A(ρ) − c_F] dt + O(1/L)",
         ));
         // (c) Without scaling: at infinite width the ratio is L-independent too.
+        let s = &s.for_depth_sweeps();
         for &depth in &s.depths[..2] {
             let mut r0 = raw(s, "span");
             r0.depth = Some(depth);
             r0.scale = Some("none".into());
             r0.seeds = Some(s.seeds.min(8));
-            let r = run(resolve(r0));
+            let r = self.simulate(resolve(r0));
             let ratio = scalar(&per_seed(&r, |rec| {
                 Some(rec.log10_grad[0]? - rec.log10_grad[depth]?)
             }));
@@ -760,7 +834,7 @@ impl Runner<'_> {
         for p in ["pre", "span"] {
             let mut r0 = raw(s, p);
             r0.depth = Some(depth);
-            let r = run(resolve(r0));
+            let r = self.simulate(resolve(r0));
             let (lo, hi) = (depth / 4, depth);
             let xs: Vec<f64> = (lo..=hi).map(|v| (v as f64).ln()).collect();
             let logc = |a: &[Option<f64>]| -> Vec<Option<f64>> {
@@ -811,7 +885,7 @@ impl Runner<'_> {
         }
         let mut r0 = raw(s, "post");
         r0.scale = Some("none".into());
-        let r = run(resolve(r0));
+        let r = self.simulate(resolve(r0));
         let l = s.depth;
         let c = self
             .predict(&r.cfg)
@@ -843,6 +917,7 @@ impl Runner<'_> {
 
 impl Runner<'_> {
     fn c7(&self, s: &Sizes) -> Vec<Verdict> {
+        let s = &s.for_curves();
         let mut out = Vec::new();
         for (p, metric) in [("span", "token_cos"), ("pre", "q")] {
             // Per seed index: ln(RMS gap over layers) at each width, then a slope in ln d.
@@ -852,7 +927,7 @@ impl Runner<'_> {
                 let mut r0 = raw(s, p);
                 r0.width = Some(d);
                 r0.heads = Some(s.heads.min(d / 8).max(1));
-                let r = run(resolve(r0));
+                let r = self.simulate(resolve(r0));
                 let Ok(th) = self.predict(&r.cfg) else {
                     continue;
                 };
@@ -909,7 +984,7 @@ impl Runner<'_> {
             for &l in &depths {
                 let mut r0 = raw(s, p);
                 r0.depth = Some(l);
-                let r = run(resolve(r0));
+                let r = self.simulate(resolve(r0));
                 let j = crate::simulate::weight_names(&r.cfg.model)
                     .iter()
                     .position(|&w| w == "ffn.w_2")
@@ -950,7 +1025,7 @@ impl Runner<'_> {
         let mut r0 = raw(s, "attn-only");
         r0.init = Some("fan-in".into());
         r0.depth = Some(6);
-        let r = run(resolve(r0));
+        let r = self.simulate(resolve(r0));
         let ratios = per_seed(&r, |rec| {
             // Last step whose residual is still above the floating-point floor.
             let res: Vec<f64> = rec.rank1_residual.iter().map_while(|v| *v).collect();
@@ -975,7 +1050,7 @@ impl Runner<'_> {
         let mut r0 = raw(s, "attn-skip");
         r0.init = Some("fan-in".into());
         r0.depth = Some(6);
-        let r = run(resolve(r0));
+        let r = self.simulate(resolve(r0));
         let keep = per_seed(&r, |rec| {
             let abs = |l: usize| Some(rec.rank1_residual[l]? * rec.q[l]?.sqrt());
             Some(abs(6)? / abs(0)?)
@@ -1007,7 +1082,7 @@ impl Runner<'_> {
         for p in ["lns", "pre"] {
             let mut r0 = raw(s, p);
             r0.depth = Some(depth);
-            let r = run(resolve(r0));
+            let r = self.simulate(resolve(r0));
             q_last.push((r.seeds.clone(), self.predict(&r.cfg).ok()));
         }
         let ratio = scalar(
@@ -1072,7 +1147,7 @@ impl Runner<'_> {
     pub fn accuracy(&self) -> Vec<Accuracy> {
         use crate::choice::Choice;
         use crate::placement::Placement;
-        let s = self.preset.sizes();
+        let s = self.preset.sizes().for_curves();
         let mut out = Vec::new();
         for init in ["zero-query", "fan-in"] {
             (self.progress)(&format!("accuracy ({init})"));
@@ -1091,7 +1166,7 @@ impl Runner<'_> {
                         continue;
                     }
                 };
-                let r = run(cfg);
+                let r = self.simulate(cfg);
                 let tb = &th.boundaries;
                 for l in 1..=s.depth {
                     let g_sim: Vec<f64> =
