@@ -51,7 +51,7 @@ fn golden_recursion_values() {
 }
 
 /// Mean-field predictions against simulation at two widths, for every placement and for the
-/// sublayer variants (causal mask, gelu, swiglu, rmsnorm, xavier). At the last layer: `q`
+/// sublayer variants (causal mask, gelu, swiglu, rmsnorm, xavier, mixture of experts). At the last layer: `q`
 /// (relative) and `token_cos` (absolute) within 4 standard errors over 16 seeds plus the
 /// O(1/d) bias bound 2·2/d (theory.md §5.3); at the input: `log10 grad` within 4 standard
 /// errors plus the gradient bias 2·m/d in ln G over the m = 2L + 1 norms and sublayers above,
@@ -59,7 +59,7 @@ fn golden_recursion_values() {
 #[test]
 fn theory_matches_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
-    let variants: [(&str, Tweak); 12] = [
+    let variants: [(&str, Tweak); 15] = [
         ("pre", |_| {}),
         ("post", |_| {}),
         ("span", |_| {}),
@@ -71,6 +71,21 @@ fn theory_matches_simulation_at_two_widths() {
         ("span", |r| r.act = Some("gelu".into())),
         ("post", |r| r.act = Some("swiglu".into())),
         ("lns", |r| r.norm = Some("rmsnorm".into())),
+        // Mixture of experts: gate statistics by Monte Carlo (theory.md §2.4).
+        ("pre", |r| {
+            r.moe_experts = Some(8);
+            r.moe_top_k = Some(2);
+        }),
+        ("post", |r| {
+            r.moe_experts = Some(4);
+            r.moe_top_k = Some(1);
+            r.act = Some("gelu".into());
+        }),
+        ("span", |r| {
+            r.moe_experts = Some(6);
+            r.moe_top_k = Some(3);
+            r.act = Some("swiglu".into());
+        }),
         // Softmax attention (xavier) needs n ≥ e^{4σ_s²} ≈ 25 at q = 1, ρ = 0.2.
         ("deepnorm", |r| {
             r.init = Some("xavier".into());
@@ -134,8 +149,12 @@ fn theory_matches_simulation_at_two_widths() {
 
 #[test]
 fn unsupported_configurations_are_errors_not_numbers() {
-    let moe = cfg("pre", |r| r.moe_experts = Some(4));
-    assert!(predict(&moe).is_err());
+    let moe = cfg("pre", |r| {
+        r.moe_experts = Some(4);
+        r.mask = Some("causal".into());
+    });
+    let e = predict(&moe).unwrap_err().to_string();
+    assert!(e.contains("mixture-of-experts with the causal mask"), "{e}");
     let causal_softmax = cfg("pre", |r| {
         r.init = Some("fan-in".into());
         r.mask = Some("causal".into());

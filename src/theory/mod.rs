@@ -4,11 +4,13 @@
 //!
 //! Each block is predicted by running its placement's formula ([`crate::placement`]) on a
 //! [`tape::TheoryTape`], which carries token kernels instead of matrices. A prediction
-//! returns [`TheoryError`] where its assumptions fail (mixture-of-experts routing, softmax
-//! attention outside its near-uniform regime or with the causal mask) instead of a number.
+//! returns [`TheoryError`] where its assumptions fail (softmax attention outside its
+//! near-uniform regime or with the causal mask, mixture-of-experts with the causal mask)
+//! instead of a number.
 
 pub mod attention;
 pub mod dual;
+pub mod moe;
 pub mod quadrature;
 pub mod tape;
 
@@ -61,6 +63,9 @@ pub fn context(m: &ModelConfig) -> Ctx {
         g_g: gain(d, f) * b2,
         zero_query: m.init == Init::ZeroQuery,
         exchangeable: m.mask == Mask::Bidirectional,
+        moe: m
+            .moe
+            .map(|x| (gain(d, x.experts), moe::Routing::new(x.experts, x.top_k))),
     }
 }
 
@@ -105,10 +110,11 @@ pub fn predict(cfg: &SimConfig) -> Result<RunResult, TheoryError> {
 /// fails when a gain is wrong.
 pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResult, TheoryError> {
     let m = &cfg.model;
-    if m.moe.is_some() {
+    if m.moe.is_some() && m.mask == Mask::Causal {
         return Err(unsupported(
             m,
-            "mixture-of-experts: the joint routing of two tokens is not derived (theory.md §2.4)",
+            "mixture-of-experts with the causal mask: every token pair would need its own \
+             Monte Carlo routing integral (theory.md §2.4); the bidirectional mask is derived",
         ));
     }
     if m.init != Init::ZeroQuery && m.mask == Mask::Causal {

@@ -16,6 +16,7 @@
 
 use super::attention::{p2, uniform};
 use super::dual::{self, Phi};
+use super::moe::Routing;
 use super::TheoryError;
 use crate::attention::Mask;
 use crate::block::{BlockOps, Probe};
@@ -45,6 +46,8 @@ pub struct Ctx {
     pub zero_query: bool,
     /// Bidirectional mask: every kernel keeps the exchangeable form `q[ρ 11ᵀ + (1 − ρ) I]`.
     pub exchangeable: bool,
+    /// Mixture of experts: the router's gain `g_r` and its gate statistics.
+    pub moe: Option<(f64, Routing)>,
 }
 
 /// A value: `(source, per-token coefficient)` pairs, sources in increasing order.
@@ -88,7 +91,12 @@ impl Sig {
 enum TOp {
     Norm { x: usize, coef: Array1<f64> },
     Attn { x: usize, k_in: Array2<f64> },
-    Ffn { x: usize, k_in: Array2<f64> },
+    Ffn {
+        x: usize,
+        k_in: Array2<f64>,
+        /// Mixture of experts: the expert-path and router-path gate kernels `M`, `R`.
+        gates: Option<(Array2<f64>, Array2<f64>)>,
+    },
     Scale { x: usize, c: f64 },
     Add { xs: Vec<usize> },
 }
@@ -131,6 +139,18 @@ fn entrywise(k: &Array2<f64>, exch: bool, f: impl Fn(f64, f64, f64) -> f64) -> A
         }
     }
     out
+}
+
+/// The gate kernels `(M, R)` of a mixture of experts on input kernel `k` (exchangeable:
+/// the causal mask is refused before a tape is built), router gain `g_r`.
+fn gate_kernels(k: &Array2<f64>, g_r: f64, routing: &Routing) -> (Array2<f64>, Array2<f64>) {
+    let n = k.nrows();
+    let (q, rho) = q_rho(k);
+    let s = (g_r * q).sqrt();
+    let (m_d, r_d) = routing.pair(s, s, 1.0);
+    let (m_o, r_o) = routing.pair(s, s, rho);
+    let pick = |d: f64, o: f64| Array2::from_shape_fn((n, n), |(i, j)| if i == j { d } else { o });
+    (pick(m_d, m_o), pick(r_d, r_o))
 }
 
 /// Mean-field values of one weight gradient: `E‖∂ℓ/∂W‖_F²`, or `None` where the theory
@@ -309,11 +329,15 @@ impl<'c> TheoryTape<'c> {
                         add_grad(&mut grads, x, g.clone());
                     }
                 }
-                TOp::Attn { x, k_in } | TOp::Ffn { x, k_in } => {
+                TOp::Attn { x, k_in } | TOp::Ffn { x, k_in, .. } => {
                     // A sublayer's Jacobian holds fresh zero-mean matrices: its gradient is a
                     // new independent source.
                     let gy = g.kernel(&gsrc);
                     let (gin, p) = match op {
+                        TOp::Ffn {
+                            gates: Some((m, r)),
+                            ..
+                        } => self.moe_backward(k_in, &gy, m, r),
                         TOp::Attn { .. } => self.attn_backward(k_in, &gy),
                         _ => self.ffn_backward(k_in, &gy),
                     };
@@ -333,6 +357,7 @@ impl<'c> TheoryTape<'c> {
         // Parameters were visited top-down; report them in the simulation's order.
         let order = [
             "attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o", "ffn.w_1", "ffn.w_2", "ffn.w_g",
+            "moe.w_r", "moe.w_1", "moe.w_2", "moe.w_g",
         ];
         params.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
         (gx, params)
@@ -396,6 +421,54 @@ impl<'c> TheoryTape<'c> {
             ("attn.w_v", None),
             ("attn.w_o", None),
         ];
+        (gin, params)
+    }
+
+    /// The output kernel `K^F` of one dense feed-forward network on input kernel `k`.
+    fn dense_ffn(&self, k: &Array2<f64>) -> Array2<f64> {
+        let c = self.ctx;
+        let ex = c.exchangeable;
+        match c.act {
+            Activation::Relu | Activation::Gelu => {
+                let phi = if c.act == Activation::Relu {
+                    Phi::Relu
+                } else {
+                    Phi::Gelu
+                };
+                let q = k * c.g_1;
+                entrywise(&q, ex, |a, b, v| dual::forward(phi, a, b, v)) * c.g_2
+            }
+            Activation::Swiglu => {
+                let qg = k * c.g_g;
+                let s_val = entrywise(&qg, ex, |a, b, v| dual::forward(Phi::Silu, a, b, v));
+                &s_val * k * (c.g_1 * c.g_2)
+            }
+        }
+    }
+
+    /// Mixture of experts (theory.md §2.4): the expert path is the dense map of `M ⊙ Γ` (the
+    /// gates of different experts meet independent weights); the router path adds
+    /// `g_r K^F ⊙ Γ ⊙ R`, and `∂ℓ/∂W_r = Xᵀ ∂ℓ/∂r` has `E‖·‖² = d Σ K ⊙ (K^F ⊙ Γ ⊙ R)`.
+    fn moe_backward(
+        &self,
+        k_in: &Array2<f64>,
+        gy: &Array2<f64>,
+        m: &Array2<f64>,
+        r: &Array2<f64>,
+    ) -> (Array2<f64>, ParamGrads) {
+        let (g_r, _) = self.ctx.moe.as_ref().expect("gates imply a mixture");
+        let (mut gin, dense) = self.ffn_backward(k_in, &(gy * m));
+        let router = &(&self.dense_ffn(k_in) * gy) * r;
+        gin = gin + &router * *g_r;
+        let mut params = vec![("moe.w_r", Some(self.ctx.d as f64 * (k_in * &router).sum()))];
+        params.extend(dense.into_iter().map(|(name, v)| {
+            let renamed = match name {
+                "ffn.w_1" => "moe.w_1",
+                "ffn.w_2" => "moe.w_2",
+                _ => "moe.w_g",
+            };
+            (renamed, v)
+        }));
         (gin, params)
     }
 
@@ -485,26 +558,15 @@ impl BlockOps for TheoryTape<'_> {
     fn ffn(&mut self, x: usize) -> usize {
         let c = self.ctx;
         let k = self.kernel(x);
-        let ex = c.exchangeable;
-        let kf = match c.act {
-            Activation::Relu | Activation::Gelu => {
-                let phi = if c.act == Activation::Relu {
-                    Phi::Relu
-                } else {
-                    Phi::Gelu
-                };
-                let q = &k * c.g_1;
-                entrywise(&q, ex, |a, b, v| dual::forward(phi, a, b, v)) * c.g_2
-            }
-            Activation::Swiglu => {
-                let qg = &k * c.g_g;
-                let s_val = entrywise(&qg, ex, |a, b, v| dual::forward(Phi::Silu, a, b, v));
-                &s_val * &k * (c.g_1 * c.g_2)
-            }
-        };
+        let mut kf = self.dense_ffn(&k);
+        let gates = c.moe.as_ref().map(|(g_r, routing)| {
+            let (m, r) = gate_kernels(&k, *g_r, routing);
+            kf = &kf * &m;
+            (m, r)
+        });
         self.probe.ffn_q = Some(kf.diag().sum() / c.n as f64);
         let sig = self.source(kf);
-        self.push(TOp::Ffn { x, k_in: k }, sig)
+        self.push(TOp::Ffn { x, k_in: k, gates }, sig)
     }
 
     fn scale(&mut self, s: f64, x: usize) -> usize {
