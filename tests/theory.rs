@@ -183,3 +183,65 @@ fn a_wrong_gain_fails_the_check() {
     assert!(failed.contains(&"curve pre q"), "{failed:?}");
     assert!(failed.len() >= 5, "{failed:?}");
 }
+
+/// Every weight gradient the theory predicts (`E‖∂ℓ/∂W‖²` per block) against simulation at
+/// two widths, including the mixture-of-experts router (whose gradient is the router path of
+/// theory.md §2.4 alone) and experts. Per block `l`, the seed mean of `log10 ‖∂ℓ/∂W‖` must be
+/// within 4 standard errors (16 seeds) plus the gradient bias `2·m/d` in `ln G`, with
+/// `m = 2(L − l) + 3` norms and sublayers between the loss and the weight, of
+/// `½ log10 E‖·‖² − ln 10 · s²` (log-normal correction, theory.md §5.5).
+#[test]
+fn weight_gradients_match_simulation_at_two_widths() {
+    type Tweak = fn(&mut RawConfig);
+    let variants: [(&str, Tweak); 4] = [
+        ("pre", |_| {}),
+        ("post", |r| r.act = Some("swiglu".into())),
+        ("pre", |r| {
+            r.moe_experts = Some(8);
+            r.moe_top_k = Some(2);
+        }),
+        ("span", |r| {
+            r.moe_experts = Some(6);
+            r.moe_top_k = Some(3);
+            r.act = Some("gelu".into());
+        }),
+    ];
+    let depth = 3;
+    let mut compared = 0;
+    for width in [64, 256] {
+        for (p, tweak) in variants {
+            let c = cfg(p, |r| {
+                r.width = Some(width);
+                r.tokens = Some(8);
+                r.depth = Some(depth);
+                r.seeds = Some(16);
+                r.heads = Some(2);
+                tweak(r);
+            });
+            let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
+            let th = predict(&c).unwrap();
+            let t = spannorm::summary::t975(16);
+            let d = width as f64;
+            for (name, pred) in &th.blocks.log10_param_grad {
+                let s = &sim.blocks.log10_param_grad[name];
+                for b in 0..depth {
+                    let Some(p0) = pred.mean[b] else { continue };
+                    let (m, lo, hi) = (s.mean[b].unwrap(), s.lo[b].unwrap(), s.hi[b].unwrap());
+                    let se = (hi - lo) / 2.0 / t;
+                    let sd = se * 4.0;
+                    let pred = p0 - std::f64::consts::LN_10 * sd * sd;
+                    let bias = 2.0 * (2 * (depth - b) + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
+                    assert!(
+                        (m - pred).abs() <= 4.0 * se + bias,
+                        "{p} {:?} d={width} {name} block {}: simulated {m} ± {se} vs predicted {pred}",
+                        c.to_raw(),
+                        b + 1
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    // w_q, w_k have no prediction under zero-query; every other weight of every block does.
+    assert!(compared >= 2 * 3 * (4 + 4 + 5 + 5), "{compared}");
+}
