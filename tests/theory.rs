@@ -230,7 +230,8 @@ fn weight_gradients_match_simulation_at_two_widths() {
                     let se = (hi - lo) / 2.0 / t;
                     let sd = se * 4.0;
                     let pred = p0 - std::f64::consts::LN_10 * sd * sd;
-                    let bias = 2.0 * (2 * (depth - b) + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
+                    let bias =
+                        2.0 * (2 * (depth - b) + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
                     assert!(
                         (m - pred).abs() <= 4.0 * se + bias,
                         "{p} {:?} d={width} {name} block {}: simulated {m} ± {se} vs predicted {pred}",
@@ -244,4 +245,55 @@ fn weight_gradients_match_simulation_at_two_widths() {
     }
     // w_q, w_k have no prediction under zero-query; every other weight of every block does.
     assert!(compared >= 2 * 3 * (4 + 4 + 5 + 5), "{compared}");
+}
+
+/// The mixture-of-experts sublayer's own gains, where nothing dilutes them: in `post` (α = 1)
+/// every block's `q` of the sublayer output is `c_F S_2 q` (forward, gates `M`), and each
+/// block multiplies the gradient by `(1 + γ_A)(1 + γ_F S_2 + σ_w² c_F q R_2)/…`, where the
+/// router path `R_2` is about a quarter of the sublayer's backward gain at `k = 2`
+/// (theory.md §2.4). Forward: every block within 4 standard errors plus `4/d` relative;
+/// backward: `log10 grad_0` as in the test above (bias `2(2L + 1)/d` in `ln G`). The test
+/// has teeth: dropping the router path moves `log10 grad_0` at d = 512 from −0.12 to −0.19
+/// (tolerance 0.06), and gates 10% too large move block 1's q from 0.27 to 0.30 (0.03).
+#[test]
+fn mixture_of_experts_gains_match_simulation_at_two_widths() {
+    let depth = 6;
+    for width in [128, 512] {
+        let c = cfg("post", |r| {
+            r.width = Some(width);
+            r.tokens = Some(8);
+            r.depth = Some(depth);
+            r.seeds = Some(16);
+            r.heads = Some(2);
+            r.moe_experts = Some(8);
+            // Fan-in gains do not depend on d_ff (theory.md §2.3); a narrow expert is cheap.
+            r.d_ff = Some(128);
+            r.moe_top_k = Some(2);
+        });
+        let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
+        let th = predict(&c).unwrap();
+        let t = spannorm::summary::t975(16);
+        let d = width as f64;
+        let (s, p) = (&sim.blocks.branch_q.ffn, &th.blocks.branch_q.ffn);
+        for b in 0..depth {
+            let (m, lo, hi) = (s.mean[b].unwrap(), s.lo[b].unwrap(), s.hi[b].unwrap());
+            let se = (hi - lo) / 2.0 / t;
+            let pred = p.mean[b].unwrap();
+            assert!(
+                (m - pred).abs() <= 4.0 * se + 4.0 / d * pred,
+                "d={width} block {}: moe output q simulated {m} ± {se} vs predicted {pred}",
+                b + 1
+            );
+        }
+        let s = &sim.boundaries.log10_grad;
+        let (m, lo, hi) = (s.mean[0].unwrap(), s.lo[0].unwrap(), s.hi[0].unwrap());
+        let se = (hi - lo) / 2.0 / t;
+        let sd = se * 4.0;
+        let pred = th.boundaries.log10_grad.mean[0].unwrap() - std::f64::consts::LN_10 * sd * sd;
+        let bias = 2.0 * (2 * depth + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
+        assert!(
+            (m - pred).abs() <= 4.0 * se + bias,
+            "d={width}: log10 grad_0 simulated {m} ± {se} vs predicted {pred} (bias {bias})"
+        );
+    }
 }

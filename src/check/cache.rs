@@ -166,7 +166,6 @@ pub fn store(dir: &Path, cfg: &SimConfig, seeds: &[SeedRecord]) -> Result<(), St
 pub fn prepare(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
     let probe = dir.join(".spannorm-probe");
-    AtomicFile::create(&probe)
-        .map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
+    AtomicFile::create(&probe).map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
     Ok(())
 }

@@ -478,7 +478,6 @@ struct Run {
     sim: RunResult,
 }
 
-
 /// Values of `f` per seed, skipping seeds where it is missing.
 fn per_seed(r: &Run, f: impl Fn(&crate::metrics::SeedRecord) -> Option<f64>) -> Vec<f64> {
     r.seeds.iter().filter_map(f).collect()

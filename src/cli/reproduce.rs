@@ -148,9 +148,7 @@ fn check_verdicts(preset: &str, results: &std::path::Path) -> anyhow::Result<Str
         // Resumable: the full preset's simulations are kept next to the figure sweeps.
         cmd.arg("--cache").arg(results.join("check-full"));
     }
-    let out = cmd
-        .output()
-        .context("cannot run spannorm check")?;
+    let out = cmd.output().context("cannot run spannorm check")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     Ok(match out.status.code() {

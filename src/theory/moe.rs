@@ -73,7 +73,9 @@ impl Routing {
         assert!(top_k >= 1 && top_k <= experts, "1 ≤ k ≤ E");
         let mut rng = ChaCha8Rng::seed_from_u64(SEED);
         let mut draw = |len: usize| -> Vec<f64> {
-            (0..len).map(|_| rng.sample::<f64, _>(StandardNormal)).collect()
+            (0..len)
+                .map(|_| rng.sample::<f64, _>(StandardNormal))
+                .collect()
         };
         let z = draw(DRAWS * experts);
         let w = draw(DRAWS * experts);
@@ -159,8 +161,14 @@ mod tests {
         for (s, table) in [(0.1, 0.5007), (0.5, 0.5163), (1.0, 0.5538), (2.0, 0.6364)] {
             let exact = s2_top2(8, s);
             let (mc, _) = r.pair(s, s, 1.0);
-            assert!((mc - exact).abs() < 4.0 * 0.25 / (DRAWS as f64).sqrt(), "s={s}: {mc} vs {exact}");
-            assert!((exact - table).abs() < 6e-5, "s={s}: theory.md lists {table}, integral {exact}");
+            assert!(
+                (mc - exact).abs() < 4.0 * 0.25 / (DRAWS as f64).sqrt(),
+                "s={s}: {mc} vs {exact}"
+            );
+            assert!(
+                (exact - table).abs() < 6e-5,
+                "s={s}: theory.md lists {table}, integral {exact}"
+            );
         }
     }
 
@@ -169,6 +177,9 @@ mod tests {
         // s → 0: g = 1/k on the top k, S_2 = 1/k, R_2 = (1/k)(1 − 1/k) (theory.md §2.4).
         let r = Routing::new(8, 4);
         let (m, rr) = r.pair(1e-9, 1e-9, 1.0);
-        assert!((m - 0.25).abs() < 1e-9 && (rr - 0.1875).abs() < 1e-9, "{m} {rr}");
+        assert!(
+            (m - 0.25).abs() < 1e-9 && (rr - 0.1875).abs() < 1e-9,
+            "{m} {rr}"
+        );
     }
 }

@@ -89,16 +89,27 @@ impl Sig {
 }
 
 enum TOp {
-    Norm { x: usize, coef: Array1<f64> },
-    Attn { x: usize, k_in: Array2<f64> },
+    Norm {
+        x: usize,
+        coef: Array1<f64>,
+    },
+    Attn {
+        x: usize,
+        k_in: Array2<f64>,
+    },
     Ffn {
         x: usize,
         k_in: Array2<f64>,
         /// Mixture of experts: the expert-path and router-path gate kernels `M`, `R`.
         gates: Option<(Array2<f64>, Array2<f64>)>,
     },
-    Scale { x: usize, c: f64 },
-    Add { xs: Vec<usize> },
+    Scale {
+        x: usize,
+        c: f64,
+    },
+    Add {
+        xs: Vec<usize>,
+    },
 }
 
 /// `K` with its diagonal and off-diagonal replaced by their means (exact by symmetry for the
