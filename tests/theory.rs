@@ -193,8 +193,9 @@ fn a_wrong_gain_fails_the_check() {
 #[test]
 fn weight_gradients_match_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
-    let variants: [(&str, Tweak); 4] = [
+    let variants: [(&str, Tweak); 5] = [
         ("pre", |_| {}),
+        ("pre", |r| r.mask = Some("causal".into())),
         ("post", |r| r.act = Some("swiglu".into())),
         ("pre", |r| {
             r.moe_experts = Some(8);
@@ -243,8 +244,9 @@ fn weight_gradients_match_simulation_at_two_widths() {
             }
         }
     }
-    // w_q, w_k have no prediction under zero-query; every other weight of every block does.
-    assert!(compared >= 2 * 3 * (4 + 4 + 5 + 5), "{compared}");
+    // w_k's gradient is exactly 0 under zero-query (no prediction); every other weight of
+    // every block has one.
+    assert_eq!(compared, 2 * 3 * (5 + 5 + 6 + 6 + 6), "{compared}");
 }
 
 /// The mixture-of-experts sublayer's own gains, where nothing dilutes them: in `post` (α = 1)

@@ -386,8 +386,17 @@ impl<'c> TheoryTape<'c> {
             let w_o = d * (&k_o * gy).sum();
             // ∂ℓ/∂W_v = Xᵀ Pᵀ G_A W_oᵀ: E‖·‖² = d Σ K ⊙ (g_o Pᵀ Γ_A P).
             let w_v = d * (k_in * &(p.t().dot(gy).dot(&p) * c.g_o)).sum();
+            // ∂ℓ/∂W_q = Xᵀ ∂ℓ/∂Q with ∂ℓ/∂Q_h = dS_h K_h/√d_h, dS_i = diag(P_i)(I − 1P_iᵀ) dP_i
+            // and dP_h = G_h V_hᵀ (theory.md §2.5.4): E‖·‖² = d Σ K ⊙ Γ ⊙ g_k g_v g_o S with
+            // S_ij = P_iᵀ(K⊙K)P_j − P_iᵀ(KP_j)² − P_jᵀ(KP_i)² + (P_iᵀKP_j)².
+            let kp = k_in.dot(&p.t());
+            let t1 = p.dot(&k_in.mapv(|v| v * v)).dot(&p.t());
+            let t2 = p.dot(&kp.mapv(|v| v * v));
+            let w = p.dot(k_in).dot(&p.t());
+            let s = t1 - &t2 - &t2.t() + w.mapv(|v| v * v);
+            let w_q = d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &s).sum();
             let params = vec![
-                ("attn.w_q", None),
+                ("attn.w_q", Some(w_q)),
                 ("attn.w_k", None),
                 ("attn.w_v", Some(w_v)),
                 ("attn.w_o", Some(w_o)),
