@@ -282,3 +282,28 @@ fn theory_writes_predictions_or_refuses_with_one_line() {
     assert!(err.contains("mixture-of-experts"), "{err}");
     assert!(!bad.exists());
 }
+
+#[test]
+fn check_refuses_an_unusable_cache_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("cache");
+    let out = dir.path().join("v.json");
+    let o = spannorm(&[
+        "check",
+        "--preset",
+        "ci",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains("cache directory"), "{err}");
+    assert!(!out.exists());
+    let o = spannorm(&["check", "--cache", "x", "--no-cache"]);
+    assert_eq!(o.status.code(), Some(2));
+}

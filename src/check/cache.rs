@@ -169,3 +169,63 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
     AtomicFile::create(&probe).map_err(|e| format!("cache directory {}: {e}", dir.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn cfg(depth: usize, moe: bool) -> SimConfig {
+        RawConfig {
+            placement: Some("post".into()),
+            depth: Some(depth),
+            width: Some(16),
+            tokens: Some(4),
+            heads: Some(2),
+            seeds: Some(2),
+            moe_experts: moe.then_some(3),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0)
+    }
+
+    #[test]
+    fn records_round_trip_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in [cfg(3, false), cfg(2, true)] {
+            let seeds: Vec<SeedRecord> = (0..c.seeds)
+                .map(|s| crate::simulate::run_seed(&c, s))
+                .collect();
+            assert_eq!(load(dir.path(), &c).unwrap(), None);
+            store(dir.path(), &c, &seeds).unwrap();
+            // PartialEq on f64 is bit equality here (no NaN in a finished run).
+            assert_eq!(load(dir.path(), &c).unwrap(), Some(seeds));
+        }
+    }
+
+    #[test]
+    fn a_file_for_another_config_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (cfg(3, false), cfg(4, false));
+        let seeds: Vec<SeedRecord> = (0..a.seeds)
+            .map(|s| crate::simulate::run_seed(&a, s))
+            .collect();
+        store(dir.path(), &a, &seeds).unwrap();
+        std::fs::rename(path(dir.path(), &a), path(dir.path(), &b)).unwrap();
+        let e = load(dir.path(), &b).unwrap_err();
+        assert!(e.contains("another config"), "{e}");
+        std::fs::write(path(dir.path(), &b), b"{\"schema\": 1").unwrap();
+        assert!(load(dir.path(), &b).is_err());
+    }
+
+    #[test]
+    fn an_unwritable_cache_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let e = prepare(&file.join("sub")).unwrap_err();
+        assert!(e.starts_with("cache directory"), "{e}");
+    }
+}
