@@ -59,7 +59,7 @@ fn golden_recursion_values() {
 #[test]
 fn theory_matches_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
-    let variants: [(&str, Tweak); 15] = [
+    let variants: [(&str, Tweak); 17] = [
         ("pre", |_| {}),
         ("post", |_| {}),
         ("span", |_| {}),
@@ -71,6 +71,15 @@ fn theory_matches_simulation_at_two_widths() {
         ("span", |r| r.act = Some("gelu".into())),
         ("post", |r| r.act = Some("swiglu".into())),
         ("lns", |r| r.norm = Some("rmsnorm".into())),
+        // Softmax with the causal mask: Gaussian-logit Monte Carlo (theory.md §2.5.5).
+        ("pre", |r| {
+            r.init = Some("fan-in".into());
+            r.mask = Some("causal".into());
+        }),
+        ("post", |r| {
+            r.init = Some("fan-in".into());
+            r.mask = Some("causal".into());
+        }),
         // Mixture of experts: gate statistics by Monte Carlo (theory.md §2.4).
         ("pre", |r| {
             r.moe_experts = Some(8);
@@ -155,11 +164,14 @@ fn unsupported_configurations_are_errors_not_numbers() {
     });
     let e = predict(&moe).unwrap_err().to_string();
     assert!(e.contains("mixture-of-experts with the causal mask"), "{e}");
-    let causal_softmax = cfg("pre", |r| {
+    // Causal softmax: refused once a row's logit variance passes 1 (attn-skip's q grows).
+    let causal_softmax = cfg("attn-skip", |r| {
         r.init = Some("fan-in".into());
         r.mask = Some("causal".into());
+        r.depth = Some(16);
     });
-    assert!(predict(&causal_softmax).is_err());
+    let e = predict(&causal_softmax).unwrap_err().to_string();
+    assert!(e.contains("near-uniform"), "{e}");
     // attn-skip's q grows geometrically, so softmax logits leave the near-uniform regime.
     let skip = cfg("attn-skip", |r| {
         r.init = Some("fan-in".into());
@@ -193,9 +205,13 @@ fn a_wrong_gain_fails_the_check() {
 #[test]
 fn weight_gradients_match_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
-    let variants: [(&str, Tweak); 5] = [
+    let variants: [(&str, Tweak); 6] = [
         ("pre", |_| {}),
         ("pre", |r| r.mask = Some("causal".into())),
+        ("span", |r| {
+            r.init = Some("fan-in".into());
+            r.mask = Some("causal".into());
+        }),
         ("post", |r| r.act = Some("swiglu".into())),
         ("pre", |r| {
             r.moe_experts = Some(8);
@@ -245,8 +261,8 @@ fn weight_gradients_match_simulation_at_two_widths() {
         }
     }
     // w_k's gradient is exactly 0 under zero-query (no prediction); every other weight of
-    // every block has one.
-    assert_eq!(compared, 2 * 3 * (5 + 5 + 6 + 6 + 6), "{compared}");
+    // every block has one (softmax: w_k too).
+    assert_eq!(compared, 2 * 3 * (5 + 5 + 6 + 6 + 6 + 6), "{compared}");
 }
 
 /// The mixture-of-experts sublayer's own gains, where nothing dilutes them: in `post` (α = 1)

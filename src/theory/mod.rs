@@ -10,6 +10,7 @@
 
 pub mod attention;
 pub mod dual;
+pub mod logits;
 pub mod moe;
 pub mod quadrature;
 pub mod tape;
@@ -115,12 +116,6 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             m,
             "mixture-of-experts with the causal mask: every token pair would need its own \
              Monte Carlo routing integral (theory.md §2.4); the bidirectional mask is derived",
-        ));
-    }
-    if m.init != Init::ZeroQuery && m.mask == Mask::Causal {
-        return Err(unsupported(
-            m,
-            "softmax attention with the causal mask (only zero-query attention is derived there)",
         ));
     }
     let mut ctx = context(m);

@@ -16,6 +16,7 @@
 
 use super::attention::{p2, uniform};
 use super::dual::{self, Phi};
+use super::logits;
 use super::moe::Routing;
 use super::TheoryError;
 use crate::attention::Mask;
@@ -374,10 +375,37 @@ impl<'c> TheoryTape<'c> {
         (gx, params)
     }
 
+    fn gains(&self) -> logits::Gains {
+        let c = self.ctx;
+        logits::Gains {
+            q: c.g_q,
+            k: c.g_k,
+            v: c.g_v,
+            o: c.g_o,
+        }
+    }
+
     fn attn_backward(&self, k_in: &Array2<f64>, gy: &Array2<f64>) -> (Array2<f64>, ParamGrads) {
         let c = self.ctx;
         let n = c.n;
         let d = c.d as f64;
+        if !c.zero_query && !c.exchangeable {
+            // Softmax on a general kernel: Monte Carlo over Gaussian logits (§2.5.5).
+            let b = logits::backward(k_in, gy, self.gains(), c.mask);
+            let params = vec![
+                (
+                    "attn.w_q",
+                    Some(d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &b.s_q).sum()),
+                ),
+                (
+                    "attn.w_k",
+                    Some(d * c.g_q * c.g_v * c.g_o * (k_in * &b.s_k).sum()),
+                ),
+                ("attn.w_v", Some(d * c.g_o * (k_in * &b.ptgp).sum())),
+                ("attn.w_o", Some(d * c.g_v * (&b.pkp * gy).sum())),
+            ];
+            return (b.gin, params);
+        }
         if c.zero_query {
             let p = uniform(n, c.mask);
             let gin = p.t().dot(gy).dot(&p) * (c.g_v * c.g_o);
@@ -566,9 +594,18 @@ impl BlockOps for TheoryTape<'_> {
         let ka = if c.zero_query {
             let p = uniform(c.n, c.mask);
             p.dot(&k).dot(&p.t()) * (c.g_v * c.g_o)
-        } else {
+        } else if c.exchangeable {
             let (q, rho, p2v, cs) = self.softmax_stats(&k);
             self.softmax_pkp(q, rho, p2v, cs) * (c.g_v * c.g_o)
+        } else {
+            let (ka, var) = logits::forward(&k, self.gains(), c.mask);
+            if var > 1.0 {
+                self.fail(format!(
+                    "softmax attention outside the near-uniform regime (within-row logit \
+                     variance {var:.3} > 1; see analysis/theory.md §2.5.5)"
+                ));
+            }
+            ka
         };
         self.probe.attn_q = Some(ka.diag().sum() / c.n as f64);
         let sig = self.source(ka);

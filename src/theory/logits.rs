@@ -1,0 +1,237 @@
+//! Softmax attention on a general (non-exchangeable) token kernel, by Monte Carlo over
+//! Gaussian logits (`analysis/theory.md` §2.5.5). Used for the causal mask, whose kernels are
+//! not exchangeable, so the closed forms of §2.5.3 do not apply.
+//!
+//! # Model
+//! Given the input kernel `K` (per coordinate), the logits `s_ia = Q_i·K_a/√d_h` of one head
+//! are, by the central limit theorem over the `d_h` coordinates, jointly Gaussian with
+//! `Cov(s_ia, s_jb) = g_q g_k K_ij K_ab`. With `K = L Lᵀ` that is `S = √(g_q g_k) L Z Lᵀ`
+//! for an `n × n` matrix `Z` of standard normals. `P` is the masked row softmax of `S`.
+//! `V`, `W_o` and the upstream gradient are independent of `P`, so
+//!
+//! ```text
+//! forward:   K_A  = g_v g_o E[P K Pᵀ]
+//! value:     Γ_V  = g_v g_o E[Pᵀ Γ P]
+//! via Q:     Γ_Q  = g_q g_k g_v g_o Γ ⊙ E[S_Q],   S_Q,ij = Σ_ab (A_i K A_jᵀ)_ab K_ab
+//! via K:     Γ_K  = g_q g_k g_v g_o E[S_K],       S_K,ab = Σ_ij Γ_ij K_ij (A_i K A_jᵀ)_ab
+//! ```
+//!
+//! with `A_i = diag(P_i)(I − 1 P_iᵀ)` the softmax Jacobian of row `i`. The score paths treat
+//! `P` as independent of the key and query vectors they multiply, which is the approximation
+//! (it holds while logits are small; refused beyond a within-row logit variance of 1).
+//! Expectations are averages over [`DRAWS`] fixed draws (antithetic pairs `±Z`, ChaCha8 seed
+//! [`SEED`]), identical for every call, so the maps are deterministic.
+
+use crate::attention::Mask;
+use ndarray::{Array2, Zip};
+use ndarray_rand::rand::{Rng, SeedableRng};
+use ndarray_rand::rand_distr::StandardNormal;
+use rand_chacha::ChaCha8Rng;
+
+/// Number of Monte Carlo draws (half of them antithetic).
+pub const DRAWS: usize = 2048;
+
+/// Seed of the draws.
+pub const SEED: u64 = 0x736f_6674_6d61_7821;
+
+/// Per-matrix gains of attention (`var · fan_in`).
+#[derive(Clone, Copy, Debug)]
+pub struct Gains {
+    pub q: f64,
+    pub k: f64,
+    pub v: f64,
+    pub o: f64,
+}
+
+/// A symmetric square root `L` with `L Lᵀ = K` (negative eigenvalues from rounding are
+/// clipped to 0, so a collapsed kernel is fine).
+fn sqrt_psd(k: &Array2<f64>) -> Array2<f64> {
+    let n = k.nrows();
+    let eig = nalgebra::DMatrix::from_fn(n, n, |i, j| k[[i, j]]).symmetric_eigen();
+    Array2::from_shape_fn((n, n), |(i, j)| {
+        eig.eigenvectors[(i, j)] * eig.eigenvalues[j].max(0.0).sqrt()
+    })
+}
+
+/// Calls `f(P)` for every draw's attention matrix.
+fn for_each_p(k: &Array2<f64>, g: Gains, mask: Mask, mut f: impl FnMut(&Array2<f64>)) {
+    let n = k.nrows();
+    let l = sqrt_psd(k) * (g.q * g.k).sqrt();
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let mut p = Array2::<f64>::zeros((n, n));
+    for t in 0..DRAWS / 2 {
+        let _ = t;
+        let z = Array2::from_shape_simple_fn((n, n), || rng.sample::<f64, _>(StandardNormal));
+        let s = l.dot(&z).dot(&l.t());
+        for sign in [1.0, -1.0] {
+            for i in 0..n {
+                let visible = match mask {
+                    Mask::Bidirectional => n,
+                    Mask::Causal => i + 1,
+                };
+                let max = (0..visible)
+                    .map(|a| sign * s[[i, a]])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let mut z = 0.0;
+                for a in 0..n {
+                    let v = if a < visible {
+                        (sign * s[[i, a]] - max).exp()
+                    } else {
+                        0.0
+                    };
+                    p[[i, a]] = v;
+                    z += v;
+                }
+                p.row_mut(i).mapv_inplace(|v| v / z);
+            }
+            f(&p);
+        }
+    }
+}
+
+/// The forward kernel `g_v g_o E[P K Pᵀ]` and the largest within-row logit variance
+/// `g_q g_k K_ii · (mean visible K_aa − mean visible K_ab)` (the validity indicator).
+pub fn forward(k: &Array2<f64>, g: Gains, mask: Mask) -> (Array2<f64>, f64) {
+    let n = k.nrows();
+    let mut acc = Array2::<f64>::zeros((n, n));
+    for_each_p(k, g, mask, |p| acc += &p.dot(k).dot(&p.t()));
+    let ka = acc * (g.v * g.o / DRAWS as f64);
+    let mut worst = 0.0f64;
+    for i in 0..n {
+        let m = match mask {
+            Mask::Bidirectional => n,
+            Mask::Causal => i + 1,
+        };
+        let diag = (0..m).map(|a| k[[a, a]]).sum::<f64>() / m as f64;
+        let all = (0..m)
+            .flat_map(|a| (0..m).map(move |b| (a, b)))
+            .map(|(a, b)| k[[a, b]])
+            .sum::<f64>()
+            / (m * m) as f64;
+        worst = worst.max(g.q * g.k * k[[i, i]] * (diag - all));
+    }
+    (ka, worst)
+}
+
+/// What the backward pass needs: `(Γ_in, E[P K Pᵀ], E[Pᵀ Γ P], E[S_Q], E[S_K])`, the last four
+/// without gains.
+pub struct Backward {
+    pub gin: Array2<f64>,
+    pub pkp: Array2<f64>,
+    pub ptgp: Array2<f64>,
+    pub s_q: Array2<f64>,
+    pub s_k: Array2<f64>,
+}
+
+/// The gradient kernel at the attention input from `gamma` at its output.
+pub fn backward(k: &Array2<f64>, gamma: &Array2<f64>, g: Gains, mask: Mask) -> Backward {
+    let n = k.nrows();
+    let k2 = k.mapv(|v| v * v);
+    let w = gamma * k;
+    let (mut pkp, mut ptgp, mut s_q, mut s_k) = (
+        Array2::<f64>::zeros((n, n)),
+        Array2::<f64>::zeros((n, n)),
+        Array2::<f64>::zeros((n, n)),
+        Array2::<f64>::zeros((n, n)),
+    );
+    for_each_p(k, g, mask, |p| {
+        // (A_i K A_jᵀ)_ab = P_ia P_jb (K_ab − (KP_j)_a − (KP_i)_b + P_iᵀ K P_j).
+        let kp = k.dot(&p.t()); // kp[a, j] = (K P_j)_a
+        let wpk = p.dot(&kp); // P_iᵀ K P_j
+        let t2 = p.dot(&kp.mapv(|v| v * v));
+        s_q += &(p.dot(&k2).dot(&p.t()) - &t2 - &t2.t() + wpk.mapv(|v| v * v));
+        let b = p.t().dot(&w); // B[a, j] = Σ_i P_ia W_ij
+        let c = w.dot(p); // C[i, b] = Σ_j W_ij P_jb
+        let mut sk = k * &b.dot(p);
+        sk -= &(&b * &kp).dot(p);
+        sk -= &p.t().dot(&(&kp.t() * &c));
+        sk += &p.t().dot(&(&w * &wpk)).dot(p);
+        s_k += &sk;
+        ptgp += &p.t().dot(gamma).dot(p);
+        pkp += &wpk;
+    });
+    let norm = 1.0 / DRAWS as f64;
+    for a in [&mut pkp, &mut ptgp, &mut s_q, &mut s_k] {
+        a.mapv_inplace(|v| v * norm);
+    }
+    let score = g.q * g.k * g.v * g.o;
+    let mut gin = &ptgp * (g.v * g.o);
+    Zip::from(&mut gin)
+        .and(gamma)
+        .and(&s_q)
+        .and(&s_k)
+        .for_each(|x, &gm, &sq, &sk| *x += score * (gm * sq + sk));
+    Backward {
+        gin,
+        pkp,
+        ptgp,
+        s_q,
+        s_k,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::theory::attention::uniform;
+
+    fn kernel(n: usize) -> Array2<f64> {
+        // A causal-looking kernel: q_i and correlations vary by token.
+        Array2::from_shape_fn((n, n), |(i, j)| {
+            let (a, b) = (1.0 + 0.1 * i as f64, 1.0 + 0.1 * j as f64);
+            let rho = if i == j { 1.0 } else { 0.3 + 0.4 / (1.0 + i.max(j) as f64) };
+            rho * (a * b).sqrt()
+        })
+    }
+
+    #[test]
+    fn vanishing_logits_give_the_exact_uniform_maps() {
+        // g_q g_k → 0: every draw's P is the uniform P of zero-query attention, so the maps
+        // must equal the exact ones (theory.md §2.5.1–2, §2.5.4) to rounding.
+        let n = 6;
+        let k = kernel(n);
+        let gamma = Array2::from_shape_fn((n, n), |(i, j)| if i == j { 1.0 } else { 0.2 });
+        let g = Gains {
+            q: 1e-20,
+            k: 1.0,
+            v: 1.0,
+            o: 1.0,
+        };
+        for mask in [Mask::Causal, Mask::Bidirectional] {
+            let p = uniform(n, mask);
+            let (ka, var) = forward(&k, g, mask);
+            assert!(var < 1e-18);
+            let want = p.dot(&k).dot(&p.t());
+            assert!((&ka - &want).iter().all(|e| e.abs() < 1e-12), "{mask:?}");
+            let b = backward(&k, &gamma, g, mask);
+            let want = p.t().dot(&gamma).dot(&p);
+            assert!((&b.ptgp - &want).iter().all(|e| e.abs() < 1e-12));
+            // S_Q against the expanded formula of §2.5.4, entry by entry from A_i.
+            for i in 0..n {
+                for j in 0..n {
+                    let a = |r: usize| {
+                        Array2::from_shape_fn((n, n), |(x, y)| {
+                            p[[r, x]] * (f64::from(u8::from(x == y)) - p[[r, y]])
+                        })
+                    };
+                    let s = (a(i).dot(&k).dot(&a(j).t()) * &k).sum();
+                    assert!((b.s_q[[i, j]] - s).abs() < 1e-12, "{mask:?} S_Q[{i},{j}]");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_causal_row_sees_only_itself() {
+        let n = 5;
+        let g = Gains {
+            q: 1.0,
+            k: 1.0,
+            v: 1.0,
+            o: 1.0,
+        };
+        let k = kernel(n);
+        let (ka, _) = forward(&k, g, Mask::Causal);
+        assert!((ka[[0, 0]] - k[[0, 0]]).abs() < 1e-12);
+    }
+}
