@@ -6,6 +6,7 @@
 //!   `σ_s² = g_q g_k q² (1 − ρ)`; rows are summarized by `P_2 = E Σ_j P_ij²` (an exact 1-D
 //!   integral for i.i.d. Gaussian logits) and by `e^{c_s}/n`, `c_s = g_q g_k q² ρ (1 − ρ)`,
 //!   for two rows. The approximation holds for `σ_s² ≤ 1` and is refused beyond.
+//! - softmax with the causal mask (non-exchangeable kernels): [`super::logits`].
 
 use super::quadrature::expect1;
 use crate::attention::Mask;

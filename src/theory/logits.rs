@@ -59,8 +59,7 @@ fn for_each_p(k: &Array2<f64>, g: Gains, mask: Mask, mut f: impl FnMut(&Array2<f
     let l = sqrt_psd(k) * (g.q * g.k).sqrt();
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let mut p = Array2::<f64>::zeros((n, n));
-    for t in 0..DRAWS / 2 {
-        let _ = t;
+    for _ in 0..DRAWS / 2 {
         let z = Array2::from_shape_simple_fn((n, n), || rng.sample::<f64, _>(StandardNormal));
         let s = l.dot(&z).dot(&l.t());
         for sign in [1.0, -1.0] {
@@ -139,7 +138,7 @@ pub fn backward(k: &Array2<f64>, gamma: &Array2<f64>, g: Gains, mask: Mask) -> B
         let kp = k.dot(&p.t()); // kp[a, j] = (K P_j)_a
         let wpk = p.dot(&kp); // P_iᵀ K P_j
         let t2 = p.dot(&kp.mapv(|v| v * v));
-        s_q += &(p.dot(&k2).dot(&p.t()) - &t2 - &t2.t() + wpk.mapv(|v| v * v));
+        s_q += &(p.dot(&k2).dot(&p.t()) - &t2 - t2.t() + wpk.mapv(|v| v * v));
         let b = p.t().dot(&w); // B[a, j] = Σ_i P_ia W_ij
         let c = w.dot(p); // C[i, b] = Σ_j W_ij P_jb
         let mut sk = k * &b.dot(p);
@@ -179,7 +178,11 @@ mod tests {
         // A causal-looking kernel: q_i and correlations vary by token.
         Array2::from_shape_fn((n, n), |(i, j)| {
             let (a, b) = (1.0 + 0.1 * i as f64, 1.0 + 0.1 * j as f64);
-            let rho = if i == j { 1.0 } else { 0.3 + 0.4 / (1.0 + i.max(j) as f64) };
+            let rho = if i == j {
+                1.0
+            } else {
+                0.3 + 0.4 / (1.0 + i.max(j) as f64)
+            };
             rho * (a * b).sqrt()
         })
     }

@@ -5,8 +5,7 @@
 //! Each block is predicted by running its placement's formula ([`crate::placement`]) on a
 //! [`tape::TheoryTape`], which carries token kernels instead of matrices. A prediction
 //! returns [`TheoryError`] where its assumptions fail (softmax attention outside its
-//! near-uniform regime or with the causal mask, mixture-of-experts with the causal mask)
-//! instead of a number.
+//! near-uniform regime, mixture-of-experts with the causal mask) instead of a number.
 
 pub mod attention;
 pub mod dual;

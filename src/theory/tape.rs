@@ -421,7 +421,7 @@ impl<'c> TheoryTape<'c> {
             let t1 = p.dot(&k_in.mapv(|v| v * v)).dot(&p.t());
             let t2 = p.dot(&kp.mapv(|v| v * v));
             let w = p.dot(k_in).dot(&p.t());
-            let s = t1 - &t2 - &t2.t() + w.mapv(|v| v * v);
+            let s = t1 - &t2 - t2.t() + w.mapv(|v| v * v);
             let w_q = d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &s).sum();
             let params = vec![
                 ("attn.w_q", Some(w_q)),
