@@ -20,7 +20,8 @@
 //! `P` as independent of the key and query vectors they multiply, which is the approximation
 //! (it holds while logits are small; refused beyond a within-row logit variance of 1).
 //! Expectations are averages over [`DRAWS`] fixed draws (antithetic pairs `±Z`, ChaCha8 seed
-//! [`SEED`]), identical for every call, so the maps are deterministic.
+//! [`SEED`], one stream per chunk of 64 draws), identical for every call and summed in a fixed
+//! order, so the maps are deterministic whatever the number of threads.
 
 use crate::attention::Mask;
 use ndarray::{Array2, Zip};
@@ -53,38 +54,71 @@ fn sqrt_psd(k: &Array2<f64>) -> Array2<f64> {
     })
 }
 
-/// Calls `f(P)` for every draw's attention matrix.
-fn for_each_p(k: &Array2<f64>, g: Gains, mask: Mask, mut f: impl FnMut(&Array2<f64>)) {
+/// Draws per chunk: chunks run in parallel, each with its own ChaCha8 stream, and their sums
+/// are added in chunk order, so results do not depend on the number of threads.
+const CHUNK: usize = 64;
+
+/// `Σ_draws f(P)` over every draw's attention matrix, as `m` accumulated `n × n` matrices.
+fn sum_over_draws(
+    k: &Array2<f64>,
+    g: Gains,
+    mask: Mask,
+    m: usize,
+    f: impl Fn(&Array2<f64>, &mut [Array2<f64>]) + Sync,
+) -> Vec<Array2<f64>> {
+    use rayon::prelude::*;
     let n = k.nrows();
     let l = sqrt_psd(k) * (g.q * g.k).sqrt();
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let mut p = Array2::<f64>::zeros((n, n));
-    for _ in 0..DRAWS / 2 {
-        let z = Array2::from_shape_simple_fn((n, n), || rng.sample::<f64, _>(StandardNormal));
-        let s = l.dot(&z).dot(&l.t());
-        for sign in [1.0, -1.0] {
-            for i in 0..n {
-                let visible = match mask {
-                    Mask::Bidirectional => n,
-                    Mask::Causal => i + 1,
-                };
-                let max = (0..visible)
-                    .map(|a| sign * s[[i, a]])
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let mut z = 0.0;
-                for a in 0..n {
-                    let v = if a < visible {
-                        (sign * s[[i, a]] - max).exp()
-                    } else {
-                        0.0
-                    };
-                    p[[i, a]] = v;
-                    z += v;
+    let chunks: Vec<Vec<Array2<f64>>> = (0..DRAWS / CHUNK)
+        .into_par_iter()
+        .map(|c| {
+            let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+            rng.set_stream(c as u64);
+            let mut acc = vec![Array2::<f64>::zeros((n, n)); m];
+            let mut p = Array2::<f64>::zeros((n, n));
+            for _ in 0..CHUNK / 2 {
+                let z =
+                    Array2::from_shape_simple_fn((n, n), || rng.sample::<f64, _>(StandardNormal));
+                let s = l.dot(&z).dot(&l.t());
+                for sign in [1.0, -1.0] {
+                    softmax_rows(&s, sign, mask, &mut p);
+                    f(&p, &mut acc);
                 }
-                p.row_mut(i).mapv_inplace(|v| v / z);
             }
-            f(&p);
+            acc
+        })
+        .collect();
+    let mut total = vec![Array2::<f64>::zeros((n, n)); m];
+    for acc in chunks {
+        for (t, a) in total.iter_mut().zip(acc) {
+            *t += &a;
         }
+    }
+    total
+}
+
+/// `P` = the masked row softmax of `sign · s`.
+fn softmax_rows(s: &Array2<f64>, sign: f64, mask: Mask, p: &mut Array2<f64>) {
+    let n = s.nrows();
+    for i in 0..n {
+        let visible = match mask {
+            Mask::Bidirectional => n,
+            Mask::Causal => i + 1,
+        };
+        let max = (0..visible)
+            .map(|a| sign * s[[i, a]])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let mut z = 0.0;
+        for a in 0..n {
+            let v = if a < visible {
+                (sign * s[[i, a]] - max).exp()
+            } else {
+                0.0
+            };
+            p[[i, a]] = v;
+            z += v;
+        }
+        p.row_mut(i).mapv_inplace(|v| v / z);
     }
 }
 
@@ -92,9 +126,8 @@ fn for_each_p(k: &Array2<f64>, g: Gains, mask: Mask, mut f: impl FnMut(&Array2<f
 /// `g_q g_k K_ii · (mean visible K_aa − mean visible K_ab)` (the validity indicator).
 pub fn forward(k: &Array2<f64>, g: Gains, mask: Mask) -> (Array2<f64>, f64) {
     let n = k.nrows();
-    let mut acc = Array2::<f64>::zeros((n, n));
-    for_each_p(k, g, mask, |p| acc += &p.dot(k).dot(&p.t()));
-    let ka = acc * (g.v * g.o / DRAWS as f64);
+    let acc = sum_over_draws(k, g, mask, 1, |p, acc| acc[0] += &p.dot(k).dot(&p.t()));
+    let ka = &acc[0] * (g.v * g.o / DRAWS as f64);
     let mut worst = 0.0f64;
     for i in 0..n {
         let m = match mask {
@@ -124,35 +157,31 @@ pub struct Backward {
 
 /// The gradient kernel at the attention input from `gamma` at its output.
 pub fn backward(k: &Array2<f64>, gamma: &Array2<f64>, g: Gains, mask: Mask) -> Backward {
-    let n = k.nrows();
     let k2 = k.mapv(|v| v * v);
     let w = gamma * k;
-    let (mut pkp, mut ptgp, mut s_q, mut s_k) = (
-        Array2::<f64>::zeros((n, n)),
-        Array2::<f64>::zeros((n, n)),
-        Array2::<f64>::zeros((n, n)),
-        Array2::<f64>::zeros((n, n)),
-    );
-    for_each_p(k, g, mask, |p| {
+    let sums = sum_over_draws(k, g, mask, 4, |p, acc| {
         // (A_i K A_jᵀ)_ab = P_ia P_jb (K_ab − (KP_j)_a − (KP_i)_b + P_iᵀ K P_j).
         let kp = k.dot(&p.t()); // kp[a, j] = (K P_j)_a
         let wpk = p.dot(&kp); // P_iᵀ K P_j
         let t2 = p.dot(&kp.mapv(|v| v * v));
-        s_q += &(p.dot(&k2).dot(&p.t()) - &t2 - t2.t() + wpk.mapv(|v| v * v));
+        acc[2] += &(p.dot(&k2).dot(&p.t()) - &t2 - t2.t() + wpk.mapv(|v| v * v));
         let b = p.t().dot(&w); // B[a, j] = Σ_i P_ia W_ij
         let c = w.dot(p); // C[i, b] = Σ_j W_ij P_jb
         let mut sk = k * &b.dot(p);
         sk -= &(&b * &kp).dot(p);
         sk -= &p.t().dot(&(&kp.t() * &c));
         sk += &p.t().dot(&(&w * &wpk)).dot(p);
-        s_k += &sk;
-        ptgp += &p.t().dot(gamma).dot(p);
-        pkp += &wpk;
+        acc[3] += &sk;
+        acc[1] += &p.t().dot(gamma).dot(p);
+        acc[0] += &wpk;
     });
     let norm = 1.0 / DRAWS as f64;
-    for a in [&mut pkp, &mut ptgp, &mut s_q, &mut s_k] {
-        a.mapv_inplace(|v| v * norm);
-    }
+    let [pkp, ptgp, s_q, s_k]: [Array2<f64>; 4] = sums
+        .into_iter()
+        .map(|a| a * norm)
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("four sums");
     let score = g.q * g.k * g.v * g.o;
     let mut gin = &ptgp * (g.v * g.o);
     Zip::from(&mut gin)
