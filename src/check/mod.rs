@@ -500,8 +500,33 @@ impl Runner<'_> {
         use crate::choice::Choice;
         use crate::placement::Placement;
         let mut out = Vec::new();
-        for p in Placement::ALL {
-            let r = self.simulate(resolve(raw(s, p.name())));
+        let zq = "theory.md §3 (kernel recursion, zero-query attention)";
+        let mut runs: Vec<(String, RawConfig, &str)> = Placement::ALL
+            .iter()
+            .map(|p| (p.name().to_string(), raw(s, p.name()), zq))
+            .collect();
+        // Variants whose maps are Monte Carlo: softmax with the causal mask (§2.5.5) and a
+        // mixture of experts (§2.4).
+        for p in ["pre", "span"] {
+            let mut r = raw(s, p);
+            r.init = Some("fan-in".into());
+            r.mask = Some("causal".into());
+            runs.push((
+                format!("{p} causal-softmax"),
+                r,
+                "theory.md §3 with §2.5.5 (causal softmax, Gaussian-logit Monte Carlo)",
+            ));
+        }
+        let mut r = raw(s, "post");
+        r.moe_experts = Some(8);
+        r.moe_top_k = Some(2);
+        runs.push((
+            "post moe-8/2".into(),
+            r,
+            "theory.md §3 with §2.4 (mixture of experts, Monte Carlo gates)",
+        ));
+        for (p, r0, formula) in runs {
+            let r = self.simulate(resolve(r0));
             let th = match self.predict(&r.cfg) {
                 Ok(t) => t,
                 Err(e) => {
@@ -560,7 +585,7 @@ impl Runner<'_> {
                 out.push(verdict(
                     format!("curve {p} {metric}"),
                     &format!("{metric} of {p} follows the mean-field recursion at every layer"),
-                    "theory.md §3 (kernel recursion, zero-query attention)",
+                    formula,
                     at(&c, what),
                     c,
                     "Bonferroni t over layers × seed SE + C_B·m/d (forward m = 2; gradient m = 2(L−l)+1, log-normal corrected)",
