@@ -45,6 +45,9 @@ pub mod defaults {
 /// than an allocation failure.
 pub const MAX_BYTES: f64 = 16.0 * (1u64 << 30) as f64;
 
+/// The most seeds one configuration may ask for (per-seed records are kept in memory).
+pub const MAX_SEEDS: usize = 100_000;
+
 /// A configuration as written: every field optional, names as in the spec.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -227,6 +230,12 @@ impl RawConfig {
             ));
         }
         let seeds = positive("seeds", self.seeds, defaults::SEEDS)?;
+        if seeds > MAX_SEEDS {
+            return Err(ConfigError::invalid(
+                "seeds",
+                format!("{seeds} is more than the limit of {MAX_SEEDS}"),
+            ));
+        }
         let act: Activation = parse(&self.act, Activation::Relu)?;
         let d_ff = positive("d-ff", self.d_ff, act.default_d_ff(width))?;
         let sigma_w = self.sigma_w.unwrap_or(defaults::SIGMA_W);

@@ -23,6 +23,8 @@ pub struct Document<'a> {
     #[serde(rename = "crate")]
     pub crate_name: &'static str,
     pub version: &'static str,
+    /// [`crate::simulate::ENGINE`]: which revision of the simulation produced the numbers.
+    pub engine: u32,
     pub results: &'a [RunResult],
 }
 
@@ -39,6 +41,7 @@ pub fn to_json(results: &[RunResult]) -> Result<String, OutputError> {
         schema: SCHEMA,
         crate_name: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
+        engine: crate::simulate::ENGINE,
         results,
     };
     Ok(serde_json::to_string_pretty(&doc)? + "\n")

@@ -14,6 +14,13 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Revision of the simulation's numbers. Bump it with any change that alters a simulated
+/// value (summation order, random streams, a metric's definition): cached results carry it,
+/// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
+/// of reusing them. Files written before the field existed read as revision 0, which they
+/// are.
+pub const ENGINE: u32 = 0;
+
 /// Memory that seeds running at once may use to keep weights and intermediates between the
 /// forward and backward passes (split evenly over the worker threads); larger stacks
 /// recompute instead. Either way the results are bit-identical.

@@ -57,6 +57,7 @@ fn bad_flags() {
     rejects(&["--placement", "pre", "--heads", "3"], "heads");
     rejects(&["--placement", "pre", "--depth", "0"], "depth");
     rejects(&["--placement", "pre", "--seeds", "0"], "seeds");
+    rejects(&["--placement", "pre", "--seeds", "100000000"], "seeds");
     rejects(&["--placement", "pre", "--tokens", "0"], "tokens");
     rejects(&["--placement", "pre", "--depth", "-4"], "depth");
     rejects(&["--placement", "pre", "--depth", "lots"], "depth");

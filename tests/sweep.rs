@@ -82,6 +82,16 @@ fn interrupted_sweep_resumes_to_the_same_bytes() {
     // Nothing left to do: a re-run skips every config and changes no byte.
     sweep(&spec, &part, &[]);
     assert_eq!(files(&part), want);
+
+    // A result from another engine revision is stale: recomputed, not reused.
+    let stale = part.join(&names[2]);
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stale).unwrap()).unwrap();
+    doc["engine"] = (spannorm::simulate::ENGINE + 1).into();
+    doc["results"][0]["boundaries"]["q"]["mean"][1] = 12345.0.into();
+    std::fs::write(&stale, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    sweep(&spec, &part, &[]);
+    assert_eq!(files(&part), want);
 }
 
 #[test]
@@ -194,6 +204,20 @@ fn bad_sweeps_get_one_line_and_exit_code_2() {
     rejects(SWEEP, &["--shard", "0/4"], "numbered from 1");
     rejects(SWEEP, &["--shard", "two/4"], "shard");
     rejects(SWEEP, &["--threads", "0"], "threads");
+    // 8192^5 = 2^65 combinations: counted without overflow and refused.
+    let many = (1..=8192)
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let huge = format!(
+        r#"{{"placement": "pre", "depth": [{many}], "width": [{many}], "tokens": [{many}], "seeds": [{many}], "rho0": [{}]}}"#,
+        (1..=8192)
+            .map(|v| format!("0.{v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    rejects(&huge, &[], "combinations");
+    rejects(r#"{"placement": "pre", "seeds": 100000000}"#, &[], "seeds");
     let o = spannorm(&["sweep", "--config", "/nonexistent/sweep.json", "--out", "x"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/sweep.json"));
@@ -230,4 +254,38 @@ fn summary_fits_growth_exponents() {
         table.contains("growth exponents") && table.contains("span"),
         "{table}"
     );
+}
+
+#[test]
+fn merge_refuses_a_theory_prediction_under_a_result_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let cfg = spannorm::config::RawConfig {
+        placement: Some("pre".into()),
+        depth: Some(2),
+        width: Some(16),
+        tokens: Some(4),
+        heads: Some(2),
+        seeds: Some(2),
+        init: Some("zero-query".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+    .remove(0);
+    let th = spannorm::theory::predict(&cfg).unwrap();
+    let name = spannorm::sweep::store::file_name(&cfg);
+    std::fs::write(src.join(&name), spannorm::report::to_json(&[th]).unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let o = spannorm(&[
+        "merge",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("theory prediction"), "{err}");
+    assert!(!out.join(&name).exists());
 }

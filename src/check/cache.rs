@@ -38,6 +38,8 @@ struct StoredSeed {
 #[derive(Serialize, Deserialize)]
 struct Document {
     schema: u32,
+    #[serde(default)]
+    engine: u32,
     config: serde_json::Value,
     seeds: Vec<StoredSeed>,
 }
@@ -134,6 +136,14 @@ pub fn load(dir: &Path, cfg: &SimConfig) -> Result<Option<Vec<SeedRecord>>, Stri
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))?;
     let want: serde_json::Value =
         serde_json::from_str(&canonical(cfg)).expect("a canonical config parses");
+    if doc.engine != crate::simulate::ENGINE {
+        return Err(format!(
+            "{}: computed by engine revision {}, this build is {}",
+            p.display(),
+            doc.engine,
+            crate::simulate::ENGINE
+        ));
+    }
     if doc.schema != 1 || doc.config != want || doc.seeds.len() != cfg.seeds {
         return Err(format!(
             "{}: it holds another config or seed count",
@@ -153,6 +163,7 @@ pub fn store(dir: &Path, cfg: &SimConfig, seeds: &[SeedRecord]) -> Result<(), St
     let p = path(dir, cfg);
     let doc = Document {
         schema: 1,
+        engine: crate::simulate::ENGINE,
         config: serde_json::from_str(&canonical(cfg)).expect("a canonical config parses"),
         seeds: seeds.iter().map(StoredSeed::from_record).collect(),
     };
@@ -218,6 +229,23 @@ mod tests {
         assert!(e.contains("another config"), "{e}");
         std::fs::write(path(dir.path(), &b), b"{\"schema\": 1").unwrap();
         assert!(load(dir.path(), &b).is_err());
+    }
+
+    #[test]
+    fn a_file_from_another_engine_revision_is_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(2, false);
+        let seeds: Vec<SeedRecord> = (0..c.seeds)
+            .map(|s| crate::simulate::run_seed(&c, s))
+            .collect();
+        store(dir.path(), &c, &seeds).unwrap();
+        let p = path(dir.path(), &c);
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        doc["engine"] = (crate::simulate::ENGINE + 1).into();
+        std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let e = load(dir.path(), &c).unwrap_err();
+        assert!(e.contains("engine revision"), "{e}");
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `spannorm check --preset PRESET` in a child process and returns its report as
-/// Markdown (a note when this build has no `check`).
+/// Markdown; an error when the check could not run at all.
 fn check_verdicts(preset: &str, results: &std::path::Path) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
     let mut cmd = std::process::Command::new(exe);
@@ -151,20 +151,21 @@ fn check_verdicts(preset: &str, results: &std::path::Path) -> anyhow::Result<Str
     let out = cmd.output().context("cannot run spannorm check")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let finished = stdout.contains("\nverdicts: ");
     Ok(match out.status.code() {
-        Some(2) if stdout.trim().is_empty() => format!(
-            "`spannorm check --preset {preset}` is not available in this build ({}).",
-            stderr.trim()
-        ),
-        Some(0) => format!(
+        Some(0) if finished => format!(
             "`spannorm check --preset {preset}`: no prediction fails (DEVIATION rows are \
              claims that do not follow as stated; see analysis/checks.md).\n\n```\n{}\n```",
             stdout.trim_end()
         ),
-        _ => format!(
-            "`spannorm check --preset {preset}` reports failures (exit code {:?}).\n\n```\n{}\n```",
-            out.status.code(),
+        Some(1) if finished => format!(
+            "`spannorm check --preset {preset}` reports failures (exit code 1).\n\n```\n{}\n```",
             stdout.trim_end()
+        ),
+        // Not a verdict: the check itself could not run; its one-line error is ours.
+        _ => anyhow::bail!(
+            "spannorm check --preset {preset} did not finish: {}",
+            stderr.trim()
         ),
     })
 }

@@ -196,7 +196,14 @@ pub fn render<DB: DrawingBackend>(
         (14, 12),
         (FONT, 22).into_font().color(&BLACK),
     ))?;
-    let notes: Vec<String> = fig.notes.iter().flat_map(|n| wrap(n, NOTE_CHARS)).collect();
+    let mut notes: Vec<String> = fig.notes.iter().flat_map(|n| wrap(n, NOTE_CHARS)).collect();
+    // At most a third of the canvas for notes; the rest are counted, not drawn.
+    let max_lines = ((HEIGHT - TITLE_H) / 3 / NOTE_LINE) as usize;
+    if notes.len() > max_lines {
+        let hidden = notes.len() - (max_lines - 1);
+        notes.truncate(max_lines - 1);
+        notes.push(format!("… and {hidden} more note lines"));
+    }
     let notes_h = NOTE_LINE * notes.len() as u32 + 10;
     let (_, rest) = root.split_vertically(TITLE_H);
     let (main, bottom) = rest.split_vertically(HEIGHT - TITLE_H - notes_h);

@@ -150,12 +150,17 @@ impl SweepSpec {
         Ok(SweepSpec { products })
     }
 
-    /// Number of raw combinations before resolution (`placement: all` counts once).
+    /// Number of raw combinations before resolution (`placement: all` counts once),
+    /// saturating at `usize::MAX` (it is compared with [`MAX_CONFIGS`]).
     pub fn combinations(&self) -> usize {
         self.products
             .iter()
-            .map(|axes| axes.iter().map(|(_, v)| v.len()).product::<usize>())
-            .sum()
+            .map(|axes| {
+                axes.iter()
+                    .try_fold(1usize, |a, (_, v)| a.checked_mul(v.len()))
+                    .unwrap_or(usize::MAX)
+            })
+            .fold(0usize, usize::saturating_add)
     }
 
     /// Every configuration of the sweep, resolved and validated, in the stable order of the

@@ -93,6 +93,9 @@ pub struct StoredDivergence {
 /// theory prediction (other fields of the file are ignored).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Stored {
+    /// The document's engine revision (0, the first, when the file has none).
+    #[serde(skip)]
+    pub engine: u32,
     pub source: Source,
     pub config: RawConfig,
     pub diverged: Vec<StoredDivergence>,
@@ -103,6 +106,8 @@ pub struct Stored {
 #[derive(Deserialize)]
 struct StoredDocument {
     schema: u32,
+    #[serde(default)]
+    engine: u32,
     results: Vec<Stored>,
 }
 
@@ -171,7 +176,11 @@ pub fn read_document(path: &Path) -> Result<Vec<Stored>, SweepError> {
             report::SCHEMA
         )));
     }
-    Ok(doc.results)
+    let mut results = doc.results;
+    for r in &mut results {
+        r.engine = doc.engine;
+    }
+    Ok(results)
 }
 
 /// Reads results from files and directories: a file is any schema-1 document, a directory
@@ -207,8 +216,9 @@ pub fn result_names(dir: &Path) -> Result<Vec<String>, SweepError> {
     Ok(names)
 }
 
-/// Whether `dir` already holds finished results for `cfg`. A file that does not parse is
-/// not finished (it is recomputed); one that parses but holds another config is an error.
+/// Whether `dir` already holds finished results for `cfg`. A file that does not parse, or
+/// was computed by another engine revision ([`crate::simulate::ENGINE`]), is not finished
+/// (it is recomputed); one that parses but holds another config is an error.
 pub fn is_done(dir: &Path, cfg: &SimConfig) -> Result<bool, SweepError> {
     let path = dir.join(file_name(cfg));
     if !path.is_file() {
@@ -219,7 +229,9 @@ pub fn is_done(dir: &Path, cfg: &SimConfig) -> Result<bool, SweepError> {
         Err(_) => return Ok(false),
     };
     match results.as_slice() {
-        [r] if r.source == Source::Simulation && r.config == cfg.to_raw() => Ok(true),
+        [r] if r.source == Source::Simulation && r.config == cfg.to_raw() => {
+            Ok(r.engine == crate::simulate::ENGINE)
+        }
         [r] if r.source == Source::Simulation => Err(SweepError::Conflict {
             path,
             reason: format!(
@@ -268,6 +280,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Merged, SweepError> {
             // Each file must be a result of the config its name says.
             let results = read_document(&path)?;
             let cfg = match results.as_slice() {
+                [r] if r.source != Source::Simulation => {
+                    return Err(SweepError::BadResult {
+                        path,
+                        reason: "it holds a theory prediction, not a simulation".into(),
+                    })
+                }
                 [r] => r.sim_config()?,
                 _ => {
                     return Err(SweepError::BadResult {

@@ -246,13 +246,13 @@ impl Summary {
         let mut out = String::new();
         let num = |v: Option<f64>, w: usize| {
             v.map_or(format!("{:>w$}", "-"), |x| {
-                // No negative zeros in the table.
-                let x = if x.abs() < 5e-5 { 0.0 } else { x };
-                if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-3) {
+                let s = if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-3) {
                     format!("{x:>w$.3e}")
                 } else {
                     format!("{x:>w$.4}")
-                }
+                };
+                // No negative zeros in the table.
+                s.replace("-0.0000", " 0.0000")
             })
         };
         let _ = writeln!(
