@@ -203,10 +203,17 @@ impl<'a> Runner<'a> {
     fn simulate(&self, cfg: SimConfig) -> Run {
         use rayon::prelude::*;
         let m = &cfg.model;
-        let what = format!(
-            "  {} L={} d={} n={} {} ({} seeds)",
-            m.placement, m.depth, m.width, m.tokens, m.init, cfg.seeds
+        let mut what = format!(
+            "  {} L={} d={} n={} {}",
+            m.placement, m.depth, m.width, m.tokens, m.init
         );
+        if m.mask == crate::attention::Mask::Causal {
+            what += " causal";
+        }
+        if let Some(x) = m.moe {
+            what += &format!(" moe-{}/{}", x.experts, x.top_k);
+        }
+        what += &format!(" ({} seeds)", cfg.seeds);
         if let Some(dir) = &self.cache {
             match cache::load(dir, &cfg) {
                 Ok(Some(seeds)) => {
