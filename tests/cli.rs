@@ -273,7 +273,17 @@ fn theory_writes_predictions_or_refuses_with_one_line() {
     assert_eq!(v["results"][0]["boundaries"]["q"]["n"][0], 0);
 
     let bad = dir.path().join("moe.json");
-    let mut a = vec!["theory", "--placement", "pre", "--moe-experts", "4"];
+    let mut a = vec![
+        "theory",
+        "--placement",
+        "pre",
+        "--moe-experts",
+        "4",
+        "--mask",
+        "causal",
+        "--init",
+        "zero-query",
+    ];
     a.extend_from_slice(&SMALL);
     a.extend_from_slice(&["--out", bad.to_str().unwrap()]);
     let o = spannorm(&a);
