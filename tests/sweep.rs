@@ -289,3 +289,14 @@ fn merge_refuses_a_theory_prediction_under_a_result_name() {
     assert!(err.contains("theory prediction"), "{err}");
     assert!(!out.join(&name).exists());
 }
+
+#[test]
+fn results_read_twice_count_once() {
+    let (dir, spec) = setup();
+    let full = dir.path().join("full");
+    sweep(&spec, &full, &[]);
+    let once = spannorm::sweep::store::load(std::slice::from_ref(&full)).unwrap();
+    let twice = spannorm::sweep::store::load(&[full.clone(), full.clone()]).unwrap();
+    assert_eq!(once.len(), 6);
+    assert_eq!(twice, once);
+}

@@ -184,9 +184,10 @@ pub fn read_document(path: &Path) -> Result<Vec<Stored>, SweepError> {
 }
 
 /// Reads results from files and directories: a file is any schema-1 document, a directory
-/// contributes its result files (`<hash>.json`) in name order.
+/// contributes its result files (`<hash>.json`) in name order. A result whose config (and
+/// source) was already read is skipped.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Stored>, SweepError> {
-    let mut out = Vec::new();
+    let mut out: Vec<Stored> = Vec::new();
     for p in paths {
         if p.is_dir() {
             for name in result_names(p)? {
@@ -196,6 +197,15 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Stored>, SweepError> {
             out.extend(read_document(p)?);
         }
     }
+    // The same result reached twice (a shard and the merged directory, say) counts once, so
+    // a fit does not see duplicated points.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| {
+        seen.insert((
+            serde_json::to_string(&r.config).unwrap_or_default(),
+            r.source == Source::Simulation,
+        ))
+    });
     Ok(out)
 }
 
