@@ -145,6 +145,20 @@ pub fn forward(k: &Array2<f64>, g: Gains, mask: Mask) -> (Array2<f64>, f64) {
     (ka, worst)
 }
 
+/// `S_ij = Σ_ab (A_i K A_jᵀ)_ab K_ab` for one attention matrix `p` (rows `P_i`), the
+/// query-path factor of §2.5.4–5, expanded as
+/// `P_iᵀ(K⊙K)P_j − P_iᵀ(KP_j)² − P_jᵀ(KP_i)² + (P_iᵀKP_j)²` from `k2 = K⊙K`, `kp = K Pᵀ` and
+/// `pkp = P K Pᵀ`.
+pub fn query_score(
+    p: &Array2<f64>,
+    k2: &Array2<f64>,
+    kp: &Array2<f64>,
+    pkp: &Array2<f64>,
+) -> Array2<f64> {
+    let t2 = p.dot(&kp.mapv(|v| v * v));
+    p.dot(k2).dot(&p.t()) - &t2 - t2.t() + pkp.mapv(|v| v * v)
+}
+
 /// What the backward pass needs: `(Γ_in, E[P K Pᵀ], E[Pᵀ Γ P], E[S_Q], E[S_K])`, the last four
 /// without gains.
 pub struct Backward {
@@ -163,8 +177,7 @@ pub fn backward(k: &Array2<f64>, gamma: &Array2<f64>, g: Gains, mask: Mask) -> B
         // (A_i K A_jᵀ)_ab = P_ia P_jb (K_ab − (KP_j)_a − (KP_i)_b + P_iᵀ K P_j).
         let kp = k.dot(&p.t()); // kp[a, j] = (K P_j)_a
         let wpk = p.dot(&kp); // P_iᵀ K P_j
-        let t2 = p.dot(&kp.mapv(|v| v * v));
-        acc[2] += &(p.dot(&k2).dot(&p.t()) - &t2 - t2.t() + wpk.mapv(|v| v * v));
+        acc[2] += &query_score(p, &k2, &kp, &wpk);
         let b = p.t().dot(&w); // B[a, j] = Σ_i P_ia W_ij
         let c = w.dot(p); // C[i, b] = Σ_j W_ij P_jb
         let mut sk = k * &b.dot(p);

@@ -89,6 +89,13 @@ impl Sig {
     }
 }
 
+/// What a mixture of experts' backward pass needs from its forward pass.
+struct Gates {
+    m: Array2<f64>,
+    r: Array2<f64>,
+    k_f: Array2<f64>,
+}
+
 enum TOp {
     Norm {
         x: usize,
@@ -101,8 +108,9 @@ enum TOp {
     Ffn {
         x: usize,
         k_in: Array2<f64>,
-        /// Mixture of experts: the expert-path and router-path gate kernels `M`, `R`.
-        gates: Option<(Array2<f64>, Array2<f64>)>,
+        /// Mixture of experts: the expert-path and router-path gate kernels `M`, `R`, and one
+        /// dense expert's output kernel `K^F`.
+        gates: Option<Gates>,
     },
     Scale {
         x: usize,
@@ -151,6 +159,15 @@ fn entrywise(k: &Array2<f64>, exch: bool, f: impl Fn(f64, f64, f64) -> f64) -> A
         }
     }
     out
+}
+
+/// The activation of a plain (ungated) feed-forward network, `None` for swiglu.
+fn plain_phi(act: Activation) -> Option<Phi> {
+    match act {
+        Activation::Relu => Some(Phi::Relu),
+        Activation::Gelu => Some(Phi::Gelu),
+        Activation::Swiglu => None,
+    }
 }
 
 /// The gate kernels `(M, R)` of a mixture of experts on input kernel `k` (exchangeable:
@@ -347,9 +364,8 @@ impl<'c> TheoryTape<'c> {
                     let gy = g.kernel(&gsrc);
                     let (gin, p) = match op {
                         TOp::Ffn {
-                            gates: Some((m, r)),
-                            ..
-                        } => self.moe_backward(k_in, &gy, m, r),
+                            gates: Some(gates), ..
+                        } => self.moe_backward(k_in, &gy, gates),
                         TOp::Attn { .. } => self.attn_backward(k_in, &gy),
                         _ => self.ffn_backward(k_in, &gy),
                     };
@@ -408,20 +424,17 @@ impl<'c> TheoryTape<'c> {
         }
         if c.zero_query {
             let p = uniform(n, c.mask);
-            let gin = p.t().dot(gy).dot(&p) * (c.g_v * c.g_o);
-            // ∂ℓ/∂W_o = Oᵀ G_A with O = P V: E‖·‖² = d Σ (g_v P K Pᵀ) ⊙ Γ_A.
-            let k_o = p.dot(k_in).dot(&p.t()) * c.g_v;
-            let w_o = d * (&k_o * gy).sum();
-            // ∂ℓ/∂W_v = Xᵀ Pᵀ G_A W_oᵀ: E‖·‖² = d Σ K ⊙ (g_o Pᵀ Γ_A P).
-            let w_v = d * (k_in * &(p.t().dot(gy).dot(&p) * c.g_o)).sum();
-            // ∂ℓ/∂W_q = Xᵀ ∂ℓ/∂Q with ∂ℓ/∂Q_h = dS_h K_h/√d_h, dS_i = diag(P_i)(I − 1P_iᵀ) dP_i
-            // and dP_h = G_h V_hᵀ (theory.md §2.5.4): E‖·‖² = d Σ K ⊙ Γ ⊙ g_k g_v g_o S with
-            // S_ij = P_iᵀ(K⊙K)P_j − P_iᵀ(KP_j)² − P_jᵀ(KP_i)² + (P_iᵀKP_j)².
+            let ptgp = p.t().dot(gy).dot(&p);
+            let gin = &ptgp * (c.g_v * c.g_o);
             let kp = k_in.dot(&p.t());
-            let t1 = p.dot(&k_in.mapv(|v| v * v)).dot(&p.t());
-            let t2 = p.dot(&kp.mapv(|v| v * v));
-            let w = p.dot(k_in).dot(&p.t());
-            let s = t1 - &t2 - t2.t() + w.mapv(|v| v * v);
+            let pkp = p.dot(&kp);
+            // ∂ℓ/∂W_o = Oᵀ G_A with O = P V: E‖·‖² = d Σ (g_v P K Pᵀ) ⊙ Γ_A.
+            let w_o = d * c.g_v * (&pkp * gy).sum();
+            // ∂ℓ/∂W_v = Xᵀ Pᵀ G_A W_oᵀ: E‖·‖² = d Σ K ⊙ (g_o Pᵀ Γ_A P).
+            let w_v = d * c.g_o * (k_in * &ptgp).sum();
+            // ∂ℓ/∂W_q = Xᵀ ∂ℓ/∂Q with ∂ℓ/∂Q_h = dS_h K_h/√d_h, dS_i = diag(P_i)(I − 1P_iᵀ) dP_i
+            // and dP_h = G_h V_hᵀ (theory.md §2.5.4): E‖·‖² = d Σ K ⊙ Γ ⊙ g_k g_v g_o S.
+            let s = logits::query_score(&p, &k_in.mapv(|v| v * v), &kp, &pkp);
             let w_q = d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &s).sum();
             let params = vec![
                 ("attn.w_q", Some(w_q)),
@@ -476,17 +489,12 @@ impl<'c> TheoryTape<'c> {
     fn dense_ffn(&self, k: &Array2<f64>) -> Array2<f64> {
         let c = self.ctx;
         let ex = c.exchangeable;
-        match c.act {
-            Activation::Relu | Activation::Gelu => {
-                let phi = if c.act == Activation::Relu {
-                    Phi::Relu
-                } else {
-                    Phi::Gelu
-                };
+        match plain_phi(c.act) {
+            Some(phi) => {
                 let q = k * c.g_1;
                 entrywise(&q, ex, |a, b, v| dual::forward(phi, a, b, v)) * c.g_2
             }
-            Activation::Swiglu => {
+            None => {
                 let qg = k * c.g_g;
                 let s_val = entrywise(&qg, ex, |a, b, v| dual::forward(Phi::Silu, a, b, v));
                 &s_val * k * (c.g_1 * c.g_2)
@@ -501,12 +509,11 @@ impl<'c> TheoryTape<'c> {
         &self,
         k_in: &Array2<f64>,
         gy: &Array2<f64>,
-        m: &Array2<f64>,
-        r: &Array2<f64>,
+        gates: &Gates,
     ) -> (Array2<f64>, ParamGrads) {
         let (g_r, _) = self.ctx.moe.as_ref().expect("gates imply a mixture");
-        let (mut gin, dense) = self.ffn_backward(k_in, &(gy * m));
-        let router = &(&self.dense_ffn(k_in) * gy) * r;
+        let (mut gin, dense) = self.ffn_backward(k_in, &(gy * &gates.m));
+        let router = &(&gates.k_f * gy) * &gates.r;
         gin = gin + &router * *g_r;
         let mut params = vec![("moe.w_r", Some(self.ctx.d as f64 * (k_in * &router).sum()))];
         params.extend(dense.into_iter().map(|(name, v)| {
@@ -524,13 +531,8 @@ impl<'c> TheoryTape<'c> {
         let c = self.ctx;
         let (d, dff) = (c.d as f64, c.d_ff as f64);
         let ex = c.exchangeable;
-        match c.act {
-            Activation::Relu | Activation::Gelu => {
-                let phi = if c.act == Activation::Relu {
-                    Phi::Relu
-                } else {
-                    Phi::Gelu
-                };
+        match plain_phi(c.act) {
+            Some(phi) => {
                 let q = k_in * c.g_1;
                 let slope = entrywise(&q, ex, |a, b, x| dual::backward(phi, a, b, x));
                 let value = entrywise(&q, ex, |a, b, x| dual::forward(phi, a, b, x));
@@ -542,7 +544,7 @@ impl<'c> TheoryTape<'c> {
                 ];
                 (gin, params)
             }
-            Activation::Swiglu => {
+            None => {
                 let qg = k_in * c.g_g;
                 let s_val = entrywise(&qg, ex, |a, b, x| dual::forward(Phi::Silu, a, b, x));
                 let s_slope = entrywise(&qg, ex, |a, b, x| dual::backward(Phi::Silu, a, b, x));
@@ -615,12 +617,14 @@ impl BlockOps for TheoryTape<'_> {
     fn ffn(&mut self, x: usize) -> usize {
         let c = self.ctx;
         let k = self.kernel(x);
-        let mut kf = self.dense_ffn(&k);
-        let gates = c.moe.as_ref().map(|(g_r, routing)| {
-            let (m, r) = gate_kernels(&k, *g_r, routing);
-            kf = &kf * &m;
-            (m, r)
-        });
+        let k_f = self.dense_ffn(&k);
+        let (kf, gates) = match &c.moe {
+            None => (k_f, None),
+            Some((g_r, routing)) => {
+                let (m, r) = gate_kernels(&k, *g_r, routing);
+                (&k_f * &m, Some(Gates { m, r, k_f }))
+            }
+        };
         self.probe.ffn_q = Some(kf.diag().sum() / c.n as f64);
         let sig = self.source(kf);
         self.push(TOp::Ffn { x, k_in: k, gates }, sig)
