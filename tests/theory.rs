@@ -2,7 +2,8 @@
 
 use spannorm::check::{Perturbation, Preset, Runner, Status};
 use spannorm::config::{RawConfig, SimConfig};
-use spannorm::simulate::simulate;
+use spannorm::simulate::{simulate, RunResult};
+use spannorm::summary::Series;
 use spannorm::theory::predict;
 
 fn cfg(placement: &str, f: impl FnOnce(&mut RawConfig)) -> SimConfig {
@@ -13,6 +14,48 @@ fn cfg(placement: &str, f: impl FnOnce(&mut RawConfig)) -> SimConfig {
     };
     f(&mut r);
     r.resolve().unwrap().remove(0)
+}
+
+/// Seeds of the simulation comparisons.
+const SEEDS: usize = 16;
+
+/// A 16-seed simulation of `placement` (n = 8, H = 2) and its prediction.
+fn sim_and_theory(
+    placement: &str,
+    width: usize,
+    depth: usize,
+    tweak: impl FnOnce(&mut RawConfig),
+) -> (SimConfig, RunResult, RunResult) {
+    let c = cfg(placement, |r| {
+        r.width = Some(width);
+        r.tokens = Some(8);
+        r.depth = Some(depth);
+        r.seeds = Some(SEEDS);
+        r.heads = Some(2);
+        tweak(r);
+    });
+    let sim = simulate(std::slice::from_ref(&c), &|| {}).remove(0);
+    let th = predict(&c).unwrap();
+    (c, sim, th)
+}
+
+/// Seed mean and its standard error at index `i`; every seed must have reached it.
+fn mean_se(s: &Series, i: usize) -> (f64, f64) {
+    assert_eq!(s.n[i], SEEDS, "a seed diverged");
+    let half = (s.hi[i].unwrap() - s.lo[i].unwrap()) / 2.0;
+    (s.mean[i].unwrap(), half / spannorm::summary::t975(SEEDS))
+}
+
+/// What the seed mean of `log10 grad` is compared with, and the bias allowance: the
+/// prediction `p0` (½ log10 E G) less the log-normal correction `ln 10 · s²` (theory.md
+/// §5.5), and `2·m/d` in `ln G` for `m` norms and sublayers above.
+fn log_grad_target(p0: f64, se: f64, m: usize, d: usize) -> (f64, f64) {
+    let sd = se * (SEEDS as f64).sqrt();
+    let ln10 = std::f64::consts::LN_10;
+    (
+        p0 - ln10 * sd * sd,
+        2.0 * m as f64 / d as f64 / (2.0 * ln10),
+    )
 }
 
 /// Golden values of analysis/theory-checks.md §2 (an independent implementation of the
@@ -104,17 +147,7 @@ fn theory_matches_simulation_at_two_widths() {
     let depth = 6;
     for width in [64, 256] {
         for (p, tweak) in variants {
-            let c = cfg(p, |r| {
-                r.width = Some(width);
-                r.tokens = Some(8);
-                r.depth = Some(depth);
-                r.seeds = Some(16);
-                r.heads = Some(2);
-                tweak(r);
-            });
-            let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
-            let th = predict(&c).unwrap();
-            let t = spannorm::summary::t975(16);
+            let (c, sim, th) = sim_and_theory(p, width, depth, tweak);
             let d = width as f64;
             for (name, s, pr, l, kind) in [
                 ("q", &sim.boundaries.q, &th.boundaries.q, depth, 0),
@@ -133,18 +166,12 @@ fn theory_matches_simulation_at_two_widths() {
                     2,
                 ),
             ] {
-                let (m, lo, hi) = (s.mean[l].unwrap(), s.lo[l].unwrap(), s.hi[l].unwrap());
-                assert_eq!(s.n[l], 16, "{p} d={width} {name}: a seed diverged");
-                let se = (hi - lo) / 2.0 / t;
-                let sd = se * 4.0;
+                let (m, se) = mean_se(s, l);
                 let p0 = pr.mean[l].unwrap();
                 let (pred, bias) = match kind {
                     0 => (p0, 4.0 / d * p0.abs()),
                     1 => (p0, 4.0 / d),
-                    _ => (
-                        p0 - std::f64::consts::LN_10 * sd * sd,
-                        2.0 * (2 * depth + 1) as f64 / d / (2.0 * std::f64::consts::LN_10),
-                    ),
+                    _ => log_grad_target(p0, se, 2 * depth + 1, width),
                 };
                 assert!(
                     (m - pred).abs() <= 4.0 * se + bias,
@@ -227,28 +254,13 @@ fn weight_gradients_match_simulation_at_two_widths() {
     let mut compared = 0;
     for width in [64, 256] {
         for (p, tweak) in variants {
-            let c = cfg(p, |r| {
-                r.width = Some(width);
-                r.tokens = Some(8);
-                r.depth = Some(depth);
-                r.seeds = Some(16);
-                r.heads = Some(2);
-                tweak(r);
-            });
-            let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
-            let th = predict(&c).unwrap();
-            let t = spannorm::summary::t975(16);
-            let d = width as f64;
+            let (c, sim, th) = sim_and_theory(p, width, depth, tweak);
             for (name, pred) in &th.blocks.log10_param_grad {
                 let s = &sim.blocks.log10_param_grad[name];
                 for b in 0..depth {
                     let Some(p0) = pred.mean[b] else { continue };
-                    let (m, lo, hi) = (s.mean[b].unwrap(), s.lo[b].unwrap(), s.hi[b].unwrap());
-                    let se = (hi - lo) / 2.0 / t;
-                    let sd = se * 4.0;
-                    let pred = p0 - std::f64::consts::LN_10 * sd * sd;
-                    let bias =
-                        2.0 * (2 * (depth - b) + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
+                    let (m, se) = mean_se(s, b);
+                    let (pred, bias) = log_grad_target(p0, se, 2 * (depth - b) + 1, width);
                     assert!(
                         (m - pred).abs() <= 4.0 * se + bias,
                         "{p} {:?} d={width} {name} block {}: simulated {m} ± {se} vs predicted {pred}",
@@ -277,25 +289,16 @@ fn weight_gradients_match_simulation_at_two_widths() {
 fn mixture_of_experts_gains_match_simulation_at_two_widths() {
     let depth = 6;
     for width in [128, 512] {
-        let c = cfg("post", |r| {
-            r.width = Some(width);
-            r.tokens = Some(8);
-            r.depth = Some(depth);
-            r.seeds = Some(16);
-            r.heads = Some(2);
+        let (_, sim, th) = sim_and_theory("post", width, depth, |r| {
             r.moe_experts = Some(8);
             // Fan-in gains do not depend on d_ff (theory.md §2.3); a narrow expert is cheap.
             r.d_ff = Some(128);
             r.moe_top_k = Some(2);
         });
-        let sim = &simulate(std::slice::from_ref(&c), &|| {})[0];
-        let th = predict(&c).unwrap();
-        let t = spannorm::summary::t975(16);
         let d = width as f64;
         let (s, p) = (&sim.blocks.branch_q.ffn, &th.blocks.branch_q.ffn);
         for b in 0..depth {
-            let (m, lo, hi) = (s.mean[b].unwrap(), s.lo[b].unwrap(), s.hi[b].unwrap());
-            let se = (hi - lo) / 2.0 / t;
+            let (m, se) = mean_se(s, b);
             let pred = p.mean[b].unwrap();
             assert!(
                 (m - pred).abs() <= 4.0 * se + 4.0 / d * pred,
@@ -303,12 +306,9 @@ fn mixture_of_experts_gains_match_simulation_at_two_widths() {
                 b + 1
             );
         }
-        let s = &sim.boundaries.log10_grad;
-        let (m, lo, hi) = (s.mean[0].unwrap(), s.lo[0].unwrap(), s.hi[0].unwrap());
-        let se = (hi - lo) / 2.0 / t;
-        let sd = se * 4.0;
-        let pred = th.boundaries.log10_grad.mean[0].unwrap() - std::f64::consts::LN_10 * sd * sd;
-        let bias = 2.0 * (2 * depth + 1) as f64 / d / (2.0 * std::f64::consts::LN_10);
+        let (m, se) = mean_se(&sim.boundaries.log10_grad, 0);
+        let p0 = th.boundaries.log10_grad.mean[0].unwrap();
+        let (pred, bias) = log_grad_target(p0, se, 2 * depth + 1, width);
         assert!(
             (m - pred).abs() <= 4.0 * se + bias,
             "d={width}: log10 grad_0 simulated {m} ± {se} vs predicted {pred} (bias {bias})"
