@@ -424,17 +424,25 @@ fn legend_marker<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Black text in the figure font, `size` pixels, at `at`.
+fn draw_text<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    s: &str,
+    at: (i32, i32),
+    size: i32,
+) -> Result<(), plotters::drawing::DrawingAreaErrorKind<DB::ErrorType>> {
+    area.draw(&Text::new(
+        s.to_string(),
+        at,
+        (FONT, size).into_font().color(&BLACK),
+    ))
+}
+
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     fig: &FigureData,
 ) -> Result<(), PlotError> {
-    let text = |s: &str, at: (i32, i32), size: i32| {
-        area.draw(&Text::new(
-            s.to_string(),
-            at,
-            (FONT, size).into_font().color(&BLACK),
-        ))
-    };
+    let text = |s: &str, at: (i32, i32), size: i32| draw_text(area, s, at, size);
     // Room for the entries above the style keys; details go first, then entries.
     let room = area.dim_in_pixel().1 as i32 - 24 - 110;
     let full: i32 = fig
@@ -618,13 +626,7 @@ fn draw_colour_bar<DB: DrawingBackend>(
     region_label: &str,
     fig: &FigureData,
 ) -> Result<(), PlotError> {
-    let text = |s: &str, at: (i32, i32), size: i32| {
-        area.draw(&Text::new(
-            s.to_string(),
-            at,
-            (FONT, size).into_font().color(&BLACK),
-        ))
-    };
+    let text = |s: &str, at: (i32, i32), size: i32| draw_text(area, s, at, size);
     let mut y = 24;
     for line in wrap(label, 30) {
         text(&line, (10, y), 14)?;
