@@ -148,6 +148,9 @@ pub struct Runner<'a> {
     progress: &'a (dyn Fn(&str) + Sync),
     /// Where per-seed records are kept between runs (`None`: nowhere).
     cache: Option<std::path::PathBuf>,
+    /// Per-seed records of this run by canonical config: checks that share a configuration
+    /// simulate it once.
+    memo: std::sync::Mutex<std::collections::HashMap<String, Vec<crate::metrics::SeedRecord>>>,
 }
 
 fn raw(s: &Sizes, placement: &str) -> RawConfig {
@@ -188,6 +191,7 @@ impl<'a> Runner<'a> {
             perturb,
             progress,
             cache: None,
+            memo: Default::default(),
         }
     }
 
@@ -199,8 +203,30 @@ impl<'a> Runner<'a> {
         self
     }
 
-    /// Simulates every seed of `cfg`, or reads them from the cache.
+    /// Simulates every seed of `cfg`, or takes them from this run's earlier simulations or
+    /// from the cache.
     fn simulate(&self, cfg: SimConfig) -> Run {
+        let key = crate::sweep::store::canonical(&cfg);
+        let known = self
+            .memo
+            .lock()
+            .expect("no panic holds the memo")
+            .get(&key)
+            .cloned();
+        let seeds = known.unwrap_or_else(|| {
+            let seeds = self.records(&cfg);
+            self.memo
+                .lock()
+                .expect("no panic holds the memo")
+                .insert(key, seeds.clone());
+            seeds
+        });
+        let sim = crate::simulate::summarize(&cfg, seeds.clone());
+        Run { cfg, seeds, sim }
+    }
+
+    /// The per-seed records of `cfg` from the disk cache, or simulated (and cached).
+    fn records(&self, cfg: &SimConfig) -> Vec<crate::metrics::SeedRecord> {
         use rayon::prelude::*;
         let m = &cfg.model;
         let mut what = format!(
@@ -215,11 +241,10 @@ impl<'a> Runner<'a> {
         }
         what += &format!(" ({} seeds)", cfg.seeds);
         if let Some(dir) = &self.cache {
-            match cache::load(dir, &cfg) {
+            match cache::load(dir, cfg) {
                 Ok(Some(seeds)) => {
                     (self.progress)(&format!("{what}: cached"));
-                    let sim = crate::simulate::summarize(&cfg, seeds.clone());
-                    return Run { cfg, seeds, sim };
+                    return seeds;
                 }
                 Ok(None) => {}
                 Err(e) => (self.progress)(&format!("{what}: recomputing, unusable cache file {e}")),
@@ -228,17 +253,16 @@ impl<'a> Runner<'a> {
         let start = std::time::Instant::now();
         let seeds: Vec<_> = (0..cfg.seeds)
             .into_par_iter()
-            .map(|s| crate::simulate::run_seed(&cfg, s))
+            .map(|s| crate::simulate::run_seed(cfg, s))
             .collect();
         let mut done = format!("{what}: {:.1} s", start.elapsed().as_secs_f64());
         if let Some(dir) = &self.cache {
-            if let Err(e) = cache::store(dir, &cfg, &seeds) {
+            if let Err(e) = cache::store(dir, cfg, &seeds) {
                 done += &format!(" (not cached: {e})");
             }
         }
         (self.progress)(&done);
-        let sim = crate::simulate::summarize(&cfg, seeds.clone());
-        Run { cfg, seeds, sim }
+        seeds
     }
 
     fn predict(&self, cfg: &SimConfig) -> Result<RunResult, TheoryError> {
