@@ -10,9 +10,10 @@
 //! - backward is twice the forward (gradients with respect to inputs and weights);
 //! - metrics per boundary: the Gram matrix `2 n² d` and its eigenvalues `≈ (4/3) n³`.
 //!
-//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. The engine also
-//! recomputes each block's forward pass during the backward pass (to keep memory flat in
-//! depth); `executed_flops` adds those `L (F_A + F_F)` per seed.
+//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. A stack too
+//! large to keep its weights and intermediates ([`crate::stack::Memory::Recompute`])
+//! recomputes each block's forward pass during the backward pass; `executed_flops` adds
+//! those `L (F_A + F_F)` per seed for such stacks.
 //!
 //! # GEMM peak
 //! [`gemm_peak`] times the engine's own GEMM backend (ndarray's `general_mat_mul`, i.e.
@@ -20,7 +21,9 @@
 //! worker thread at once, so a workload's GFLOP/s can be divided by the peak of the same
 //! process, precision and thread count.
 
-use crate::config::{ModelConfig, SimConfig};
+use crate::config::{ModelConfig, Precision, SimConfig};
+use crate::simulate;
+use crate::stack::Memory;
 use crate::ffn::Activation;
 use crate::real::Real;
 use ndarray::linalg::general_mat_mul;
@@ -53,18 +56,27 @@ pub fn boundary_metric_flops(m: &ModelConfig) -> f64 {
     2.0 * n * n * d + 4.0 / 3.0 * n * n * n
 }
 
-/// `(model_flops, executed_flops)` of one seed; see the module docs.
-pub fn seed_flops(m: &ModelConfig) -> (f64, f64) {
+/// `(model_flops, executed_flops)` of one seed run with `memory`; see the module docs.
+pub fn seed_flops(m: &ModelConfig, memory: Memory) -> (f64, f64) {
     let l = m.depth as f64;
     let f = block_forward_flops(m);
     let metrics = (l + 1.0) * boundary_metric_flops(m);
-    (l * 3.0 * f + metrics, l * 4.0 * f + metrics)
+    let passes = match memory {
+        Memory::Keep => 3.0,
+        Memory::Recompute => 4.0,
+    };
+    (l * 3.0 * f + metrics, l * passes * f + metrics)
 }
 
-/// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
+/// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`, run on
+/// the current rayon pool (whose size decides which stacks keep their intermediates).
 pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
     cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
-        let (sm, se) = seed_flops(&c.model);
+        let bytes = match c.precision {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        };
+        let (sm, se) = seed_flops(&c.model, simulate::memory_for(&c.model, bytes));
         let s = c.seeds as f64;
         (m + s * sm, e + s * se)
     })
@@ -84,14 +96,16 @@ pub struct GemmPeak {
 /// matrices of `T`, every thread of the current rayon pool multiplying its own matrices
 /// at the same time (as seeds do).
 pub fn gemm_peak<T: Real>(size: usize, reps: usize) -> GemmPeak {
+    gemm_rate::<T>((size, size, size), reps)
+}
+
+/// [`gemm_peak`] for an `m × k` by `k × n` product (`2 m k n` FLOPs): how fast the backend
+/// runs a workload's own shapes.
+pub fn gemm_rate<T: Real>((m, k, n): (usize, usize, usize), reps: usize) -> GemmPeak {
     let rates = rayon::broadcast(|_| {
-        let a = Array2::from_shape_fn((size, size), |(i, j)| {
-            T::of(((i * 7 + j * 3) % 11) as f64 - 5.0)
-        });
-        let b = Array2::from_shape_fn((size, size), |(i, j)| {
-            T::of(((i * 5 + j) % 13) as f64 - 6.0)
-        });
-        let mut c = Array2::<T>::zeros((size, size));
+        let a = Array2::from_shape_fn((m, k), |(i, j)| T::of(((i * 7 + j * 3) % 11) as f64 - 5.0));
+        let b = Array2::from_shape_fn((k, n), |(i, j)| T::of(((i * 5 + j) % 13) as f64 - 6.0));
+        let mut c = Array2::<T>::zeros((m, n));
         general_mat_mul(T::one(), &a, &b, T::zero(), &mut c); // warm-up: pages, caches
         let best = (0..reps.max(1))
             .map(|_| {
@@ -100,7 +114,7 @@ pub fn gemm_peak<T: Real>(size: usize, reps: usize) -> GemmPeak {
                 t.elapsed().as_secs_f64()
             })
             .fold(f64::INFINITY, f64::min);
-        2.0 * (size as f64).powi(3) / best / 1e9
+        2.0 * (m * k * n) as f64 / best / 1e9
     });
     GemmPeak {
         gflops: rates.iter().sum(),

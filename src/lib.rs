@@ -42,6 +42,7 @@ pub mod moe;
 pub mod norm;
 pub mod placement;
 pub mod plot;
+pub mod profile;
 pub mod real;
 pub mod report;
 pub mod scale;

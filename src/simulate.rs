@@ -7,6 +7,7 @@
 use crate::config::{ModelConfig, Precision, RawConfig, SimConfig};
 use crate::ffn::Activation;
 use crate::metrics::{Recorder, SeedRecord};
+use crate::profile::{self, Phase, Timed};
 use crate::real::Real;
 use crate::stack::{self, Memory, Pass};
 use crate::summary::Series;
@@ -22,9 +23,24 @@ use std::collections::BTreeMap;
 pub const ENGINE: u32 = 0;
 
 /// Memory that seeds running at once may use to keep weights and intermediates between the
-/// forward and backward passes (split evenly over the worker threads); larger stacks
+/// forward and backward passes (split evenly over the worker threads): an eighth of the
+/// machine's memory, at least 1 GiB (1 GiB where the total cannot be read). Larger stacks
 /// recompute instead. Either way the results are bit-identical.
-pub const KEEP_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+pub fn keep_bytes() -> f64 {
+    static BYTES: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+        total_memory_bytes().map_or(GIB, |total| (total / 8.0).max(GIB))
+    })
+}
+
+/// `MemTotal` of `/proc/meminfo`, where there is one.
+fn total_memory_bytes() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
 
 /// A seed whose run hit a non-finite value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -136,16 +152,29 @@ pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
 }
 
 fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
-    let m = &cfg.model;
-    let mut rec = Recorder::new(m.depth, &weight_names(m));
-    let inputs = stack::inputs::<T>(m, cfg.seed, seed as u64);
-    let weights = |l| stack::block_weights::<T>(m, cfg.seed, seed as u64, l);
-    let budget = KEEP_BYTES / rayon::current_num_threads() as f64;
-    let memory = Memory::within(m, std::mem::size_of::<T>(), budget);
-    if let Err(d) = stack::run(m, weights, inputs, &mut rec, memory) {
-        rec.record.diverged = Some(d);
-    }
-    rec.record
+    profile::timed(Phase::Seed, || {
+        let m = &cfg.model;
+        let mut rec = Recorder::new(m.depth, &weight_names(m));
+        let inputs = profile::timed(Phase::Draw, || stack::inputs::<T>(m, cfg.seed, seed as u64));
+        let weights = |l| {
+            profile::timed(Phase::Draw, || {
+                stack::block_weights::<T>(m, cfg.seed, seed as u64, l)
+            })
+        };
+        let memory = memory_for(m, std::mem::size_of::<T>());
+        if let Err(d) = stack::run(m, weights, inputs, &mut Timed(&mut rec), memory) {
+            rec.record.diverged = Some(d);
+        }
+        rec.record
+    })
+}
+
+/// How a seed of `m` runs on the current rayon pool: [`Memory::Keep`] when the seeds in
+/// flight (one per worker thread) fit [`keep_bytes`] together.
+/// `bytes_per_value` is 4 for `f32` and 8 for `f64`.
+pub fn memory_for(m: &ModelConfig, bytes_per_value: usize) -> Memory {
+    let budget = keep_bytes() / rayon::current_num_threads() as f64;
+    Memory::within(m, bytes_per_value, budget)
 }
 
 /// Runs every seed of every configuration, calling `progress` after each seed.

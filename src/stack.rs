@@ -16,14 +16,13 @@ use crate::attention::AttnWeights;
 use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
-use crate::init::{gaussian, stream_rng, weight_std, Init};
+use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
 use ndarray::Array2;
 use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// The random inputs of one seed.
@@ -80,7 +79,7 @@ pub fn block_weights<T: Real>(
     BlockWeights { attn, ffn }
 }
 
-fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut ChaCha8Rng, beta: f64) -> FfnWeights<T> {
+fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut Stream, beta: f64) -> FfnWeights<T> {
     let (d, f) = (cfg.width, cfg.d_ff);
     let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo) * beta;
     let w_1 = gaussian(rng, d, f, std(d, f));

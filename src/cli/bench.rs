@@ -1,18 +1,18 @@
 //! `spannorm bench`.
 
 use super::{pool, usage};
-use crate::bench::{fnv1a, gemm_peak, peak_rss_bytes, run_flops, GemmPeak};
+use crate::bench::{fnv1a, gemm_peak, gemm_rate, peak_rss_bytes, run_flops, GemmPeak};
 use crate::config::{Precision, RawConfig, SimConfig};
-use crate::simulate;
+use crate::{profile, simulate};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Workloads to run [default: every workload but deep-post-4096].
+    /// Workloads to run [default: every workload but deep-post4096].
     #[arg(long = "case", value_enum)]
     pub cases: Vec<BenchCase>,
-    /// Worker threads [default: all cores; the sweep cases fix their own].
+    /// Worker threads [default: all cores; never more than a case has seeds; the sweep cases fix their own].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run one case in this process and print its JSON line (used by `bench` itself).
@@ -31,6 +31,10 @@ pub enum BenchCase {
     DeepPost,
     /// span (α = L^{-1/2}), L = 10 000, d = 128, n = 32, 1 seed, f64.
     DeepSpan,
+    /// deep-post at L = 2500: with it, time per block shows whether time is linear in depth.
+    DeepPost2500,
+    /// deep-span at L = 2500.
+    DeepSpan2500,
     /// span, L = 16, d = 2048, n = 128, 2 seeds, f64.
     Wide,
     /// Every placement × L ∈ {16, 64, 256} × 4 seeds (d = 256, n = 64, f64), 1 thread.
@@ -41,11 +45,13 @@ pub enum BenchCase {
     DeepPost4096,
 }
 
-const DEFAULT_CASES: [BenchCase; 7] = [
+const DEFAULT_CASES: [BenchCase; 9] = [
     BenchCase::ReferenceF32,
     BenchCase::ReferenceF64,
     BenchCase::DeepPost,
     BenchCase::DeepSpan,
+    BenchCase::DeepPost2500,
+    BenchCase::DeepSpan2500,
     BenchCase::Wide,
     BenchCase::Sweep1t,
     BenchCase::Sweep2t,
@@ -67,6 +73,8 @@ impl BenchCase {
             BenchCase::ReferenceF64 => raw("span", 64, 256, 64, 8, "f64"),
             BenchCase::DeepPost => raw("post", 10_000, 128, 32, 1, "f64"),
             BenchCase::DeepSpan => raw("span", 10_000, 128, 32, 1, "f64"),
+            BenchCase::DeepPost2500 => raw("post", 2500, 128, 32, 1, "f64"),
+            BenchCase::DeepSpan2500 => raw("span", 2500, 128, 32, 1, "f64"),
             BenchCase::Wide => raw("span", 16, 2048, 128, 2, "f64"),
             BenchCase::DeepPost4096 => raw("post", 4096, 256, 64, 1, "f64"),
             BenchCase::Sweep1t | BenchCase::Sweep2t => {
@@ -100,16 +108,29 @@ impl BenchCase {
 /// Runs `case` in this process and prints one JSON line.
 fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
     let cfgs = case.configs().map_err(usage)?;
-    let pool = pool(case.threads().or(threads))?;
+    // Seeds are the unit of parallel work, so a case with fewer seeds than threads runs
+    // (and measures its GEMM peak) on as many threads as it has seeds.
+    let jobs: usize = cfgs.iter().map(|c| c.seeds).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = pool(Some(case.threads().or(threads).unwrap_or(cores).min(jobs)))?;
+    profile::enable();
     let start = std::time::Instant::now();
     let results = pool.install(|| simulate::simulate(&cfgs, &|| {}));
     let secs = start.elapsed().as_secs_f64();
     let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
-    let (model, executed) = run_flops(&cfgs);
+    let phases = profile::totals();
+    let (model, executed) = pool.install(|| run_flops(&cfgs));
     // 1024² GEMM in the workload's precision, on the same threads, after the workload.
     let peak: GemmPeak = pool.install(|| match cfgs[0].precision {
         Precision::F32 => gemm_peak::<f32>(1024, 5),
         Precision::F64 => gemm_peak::<f64>(1024, 5),
+    });
+    // The workload's own largest product, X W_1 (n × d by d × d_ff), best of 50.
+    let m = &cfgs[0].model;
+    let shape = (m.tokens, m.width, m.d_ff);
+    let at_shape: GemmPeak = pool.install(|| match cfgs[0].precision {
+        Precision::F32 => gemm_rate::<f32>(shape, 50),
+        Precision::F64 => gemm_rate::<f64>(shape, 50),
     });
     let diverged: usize = results.iter().map(|r| r.diverged.len()).sum();
     let digest = fnv1a(&serde_json::to_vec(&results)?);
@@ -122,7 +143,11 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
         "threads": pool.current_num_threads(),
         "gemm_peak_gflops": peak.gflops,
         "gemm_peak_per_thread_min": peak.per_thread_min,
+        "gemm_shape": [shape.0, shape.1, shape.2],
+        "gemm_shape_gflops": at_shape.gflops,
         "diverged": diverged,
+        "draw_share": phases.share(phases.draw),
+        "metrics_share": phases.share(phases.metrics),
         "digest": format!("{digest:016x}"),
     });
     println!("{line}");
@@ -141,21 +166,25 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
     println!(
-        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8} {:>4} {:>16}",
+        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>6} {:>8} {:>7} {:>8} {:>4} {:>16}",
         "case",
         "seconds",
         "model",
         "exec",
         "GEMM pk",
+        "at shape",
+        "model/pk",
         "exec/pk",
+        "draw",
+        "metrics",
         "RSS",
         "threads",
         "div",
         "result digest"
     );
     println!(
-        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
-        "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "MiB"
+        "{:<15} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>6} {:>8} {:>7}",
+        "", "", "GFLOP/s", "GFLOP/s", "GFLOP/s", "GFLOP/s", "", "", "", "", "MiB"
     );
     let mut digests = Vec::new();
     for case in cases {
@@ -176,13 +205,17 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{:<15} {:>9.2} {:>8.2} {:>8.2} {:>9.2} {:>8.0}% {:>7.0} {:>8} {:>4} {:>16}",
+            "{:<15} {:>9.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>7.0}% {:>7.0}% {:>5.0}% {:>7.1}% {:>7.0} {:>8} {:>4} {:>16}",
             name,
             f("seconds"),
             f("model_gflops"),
             f("executed_gflops"),
             f("gemm_peak_gflops"),
+            f("gemm_shape_gflops"),
+            100.0 * f("model_gflops") / f("gemm_peak_gflops"),
             100.0 * f("executed_gflops") / f("gemm_peak_gflops"),
+            100.0 * f("draw_share"),
+            100.0 * f("metrics_share"),
             f("peak_rss_mib"),
             v["threads"].as_u64().unwrap_or(0),
             v["diverged"].as_u64().unwrap_or(0),
@@ -191,6 +224,20 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         digests.push((case, f("seconds"), v["digest"].as_str().map(String::from)));
     }
     let find = |c: BenchCase| digests.iter().find(|d| d.0 == c);
+    for (short, long, name) in [
+        (BenchCase::DeepPost2500, BenchCase::DeepPost, "deep-post"),
+        (BenchCase::DeepSpan2500, BenchCase::DeepSpan, "deep-span"),
+    ] {
+        if let (Some(s), Some(l)) = (find(short), find(long)) {
+            let (per_short, per_long) = (s.1 / 2500.0, l.1 / 10_000.0);
+            println!(
+                "{name}: {:.2} ms per block at L = 2500, {:.2} ms at L = 10 000 (ratio {:.3}; 1 is linear in depth)",
+                1e3 * per_short,
+                1e3 * per_long,
+                per_long / per_short
+            );
+        }
+    }
     if let (Some(one), Some(two)) = (find(BenchCase::Sweep1t), find(BenchCase::Sweep2t)) {
         println!(
             "sweep: 2 threads {:.2}x faster than 1 thread; result bytes {}",
