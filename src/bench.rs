@@ -22,10 +22,10 @@
 //! process, precision and thread count.
 
 use crate::config::{ModelConfig, Precision, SimConfig};
-use crate::simulate;
-use crate::stack::Memory;
 use crate::ffn::Activation;
 use crate::real::Real;
+use crate::simulate;
+use crate::stack::Memory;
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use std::time::Instant;

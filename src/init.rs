@@ -87,14 +87,9 @@ impl Stream {
             while all_fast && k + GROUP <= out.len() && pos + 2 * GROUP <= WORDS {
                 let mut z = [0.0; GROUP];
                 for (j, zj) in z.iter_mut().enumerate() {
-                    let w = pos + 2 * j;
-                    let bits = u64::from(self.words[w]) | (u64::from(self.words[w + 1]) << 32);
-                    // `rand_distr`'s symmetric ziggurat step: layer `i` from the low 8 bits,
-                    // `u ∈ [-1, 1)` from the high 52, accepted when `|u x_i| < x_{i+1}`.
-                    let i = (bits & 0xff) as usize;
-                    let u = f64::from_bits((bits >> 12) | (1024 << 52)) - 3.0;
-                    *zj = u * x_tab[i];
-                    all_fast &= zj.abs() < x_tab[i + 1];
+                    let (fast, v) = ziggurat_step(self.word_pair(pos + 2 * j), x_tab);
+                    *zj = v;
+                    all_fast &= fast;
                 }
                 if all_fast {
                     for (o, zj) in out[k..k + GROUP].iter_mut().zip(z) {
@@ -106,17 +101,44 @@ impl Stream {
             }
             self.pos = pos;
             // A group with a rejection, the tail of `out`, or a group straddling a refill:
-            // one `StandardNormal` draw at a time, from the same words. A rejected draw
-            // redoes the fast test there and goes on to the wedge or tail, reading what
-            // they need from the stream.
+            // one draw at a time.
             let end = (k + GROUP).min(out.len());
             while k < end {
-                let z: f64 = self.sample(StandardNormal);
-                out[k] = T::of(z * std);
+                out[k] = T::of(self.normal(x_tab) * std);
                 k += 1;
             }
         }
     }
+
+    /// The next standard normal: the fast test here when its word pair is buffered, else
+    /// (or when rejected) `StandardNormal` itself from the same words, which redoes the
+    /// test and goes on to the wedge or tail, reading what they need from the stream.
+    fn normal(&mut self, x_tab: &[f64; 257]) -> f64 {
+        if self.pos + 2 <= WORDS {
+            let (fast, z) = ziggurat_step(self.word_pair(self.pos), x_tab);
+            if fast {
+                self.pos += 2;
+                return z;
+            }
+        }
+        self.sample(StandardNormal)
+    }
+
+    /// Words `w` (low) and `w + 1` (high) as one `u64`, as `next_u64` reads them.
+    #[inline]
+    fn word_pair(&self, w: usize) -> u64 {
+        u64::from(self.words[w]) | (u64::from(self.words[w + 1]) << 32)
+    }
+}
+
+/// `rand_distr`'s symmetric ziggurat step on `bits`: layer `i` from the low 8 bits,
+/// `u ∈ [-1, 1)` from the high 52, and `z = u x_i`, accepted at once when `|z| < x_{i+1}`.
+#[inline]
+fn ziggurat_step(bits: u64, x_tab: &[f64; 257]) -> (bool, f64) {
+    let i = (bits & 0xff) as usize;
+    let u = f64::from_bits((bits >> 12) | (1024 << 52)) - 3.0;
+    let z = u * x_tab[i];
+    (z.abs() < x_tab[i + 1], z)
 }
 
 impl RngCore for Stream {
@@ -233,7 +255,9 @@ mod tests {
             let mut got = vec![0.0f64; len];
             fast.normals(&mut got, 1.0);
             assert!(
-                want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                want.iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "length {len}"
             );
             // The stream goes on where the generator does, through any other draw.
