@@ -68,8 +68,7 @@ pub fn seed_flops(m: &ModelConfig, memory: Memory) -> (f64, f64) {
     (l * 3.0 * f + metrics, l * passes * f + metrics)
 }
 
-/// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`, run on
-/// the current rayon pool (whose size decides which stacks keep their intermediates).
+/// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
 pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
     cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
         let bytes = match c.precision {
@@ -156,5 +155,10 @@ mod tests {
         // n = 64, d = 256, d_ff = 1024: 8·64·256² + 4·64²·256 + 4·64·256·1024.
         let want = 33_554_432.0 + 4_194_304.0 + 67_108_864.0;
         assert_eq!(block_forward_flops(&m), want);
+        // A kept stack executes the model's products; a recomputing one adds a forward pass.
+        let (model, kept) = seed_flops(&m, Memory::Keep);
+        let (_, recomputed) = seed_flops(&m, Memory::Recompute);
+        assert_eq!(model, kept);
+        assert_eq!(recomputed - kept, m.depth as f64 * want);
     }
 }

@@ -75,16 +75,17 @@ impl Stream {
         self.pos = 0;
     }
 
-    /// Fills `out` with `T::of(z · std)` for the next `out.len()` standard normals `z`.
-    pub fn normals<T: Real>(&mut self, out: &mut [T], std: f64) {
+    /// Appends `T::of(z · std)` for the next `count` standard normals `z` to `out`.
+    pub fn normals<T: Real>(&mut self, out: &mut Vec<T>, count: usize, std: f64) {
         /// Draws tried together; a group is kept when all of them pass the fast test.
         const GROUP: usize = 4;
         let x_tab = ziggurat_x();
+        out.reserve(count);
         let mut k = 0;
-        while k < out.len() {
+        while k < count {
             let mut pos = self.pos;
             let mut all_fast = true;
-            while all_fast && k + GROUP <= out.len() && pos + 2 * GROUP <= WORDS {
+            while all_fast && k + GROUP <= count && pos + 2 * GROUP <= WORDS {
                 let mut z = [0.0; GROUP];
                 for (j, zj) in z.iter_mut().enumerate() {
                     let (fast, v) = ziggurat_step(self.word_pair(pos + 2 * j), x_tab);
@@ -92,9 +93,7 @@ impl Stream {
                     all_fast &= fast;
                 }
                 if all_fast {
-                    for (o, zj) in out[k..k + GROUP].iter_mut().zip(z) {
-                        *o = T::of(zj * std);
-                    }
+                    out.extend(z.map(|zj| T::of(zj * std)));
                     k += GROUP;
                     pos += 2 * GROUP;
                 }
@@ -102,9 +101,9 @@ impl Stream {
             self.pos = pos;
             // A group with a rejection, the tail of `out`, or a group straddling a refill:
             // one draw at a time.
-            let end = (k + GROUP).min(out.len());
+            let end = (k + GROUP).min(count);
             while k < end {
-                out[k] = T::of(self.normal(x_tab) * std);
+                out.push(T::of(self.normal(x_tab) * std));
                 k += 1;
             }
         }
@@ -208,9 +207,9 @@ fn ziggurat_x() -> &'static [f64; 257] {
 /// Each entry is an `f64` standard normal `z` from the stream, stored as `T::of(z · std)`;
 /// the matrix is filled in place (no `f64` copy), so drawing costs one allocation.
 pub fn gaussian<T: Real>(rng: &mut Stream, rows: usize, cols: usize, std: f64) -> Array2<T> {
-    let mut a = Array2::zeros((rows, cols));
-    rng.normals(a.as_slice_mut().expect("a new array is contiguous"), std);
-    a
+    let mut v = Vec::new();
+    rng.normals(&mut v, rows * cols, std);
+    Array2::from_shape_vec((rows, cols), v).expect("rows · cols values")
 }
 
 /// Standard deviation of a `fan_in × fan_out` weight under `init` with scale `sigma_w`.
@@ -252,8 +251,9 @@ mod tests {
             let mut reference = raw(7, 3, stream);
             let mut fast = stream_rng(7, 3, stream);
             let want: Vec<f64> = (0..len).map(|_| reference.sample(StandardNormal)).collect();
-            let mut got = vec![0.0f64; len];
-            fast.normals(&mut got, 1.0);
+            let mut got: Vec<f64> = Vec::new();
+            fast.normals(&mut got, len, 1.0);
+            assert_eq!(got.len(), len);
             assert!(
                 want.iter()
                     .zip(&got)
@@ -264,8 +264,8 @@ mod tests {
             assert_eq!(reference.next_u64(), fast.next_u64(), "length {len}");
             assert_eq!(reference.next_u32(), fast.next_u32(), "length {len}");
             let z: f64 = reference.sample(StandardNormal);
-            let mut one = [0.0f64];
-            fast.normals(&mut one, 1.0);
+            let mut one: Vec<f64> = Vec::new();
+            fast.normals(&mut one, 1, 1.0);
             assert_eq!(z.to_bits(), one[0].to_bits(), "length {len}");
         }
         // Scaled and rounded to f32 exactly as `T::of(z · std)`, over consecutive matrices.

@@ -89,3 +89,43 @@ impl<T, O: Observer<T>> Observer<T> for Timed<'_, O> {
         timed(Phase::Metrics, || self.0.param_grads(l, grads, log10_scale));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+    use crate::simulate::run_seed;
+
+    #[test]
+    fn timing_measures_without_changing_results() {
+        let cfg = RawConfig {
+            placement: Some("span".into()),
+            depth: Some(4),
+            width: Some(32),
+            tokens: Some(8),
+            heads: Some(2),
+            seeds: Some(1),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0);
+        let plain = run_seed(&cfg, 0);
+        enable();
+        let before = totals();
+        let timed = run_seed(&cfg, 0);
+        let after = totals();
+        assert_eq!(plain, timed);
+        let (draw, metrics, seed) = (
+            after.draw - before.draw,
+            after.metrics - before.metrics,
+            after.seed - before.seed,
+        );
+        // Other tests of this binary may add to the totals meanwhile, so only what this run
+        // must have added is checked.
+        assert!(
+            draw > 0.0 && metrics > 0.0 && seed > 0.0,
+            "{draw} {metrics} {seed}"
+        );
+    }
+}

@@ -22,15 +22,18 @@ use std::collections::BTreeMap;
 /// are.
 pub const ENGINE: u32 = 0;
 
-/// Memory that seeds running at once may use to keep weights and intermediates between the
-/// forward and backward passes (split evenly over the worker threads): an eighth of the
-/// machine's memory, at least 1 GiB (1 GiB where the total cannot be read). Larger stacks
-/// recompute instead. Either way the results are bit-identical.
-pub fn keep_bytes() -> f64 {
+/// Memory that a seed may use to keep its weights and intermediates between the forward and
+/// backward passes: a quarter of the machine's memory (1 GiB where the total cannot be read)
+/// split over its cores, so the seeds running at once on every core fit it together. Larger
+/// stacks recompute instead. The choice depends on the machine, not on the thread count, and
+/// either way the results are bit-identical.
+pub fn keep_bytes_per_seed() -> f64 {
     static BYTES: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        total_memory_bytes().map_or(GIB, |total| (total / 8.0).max(GIB))
+        let total = total_memory_bytes().map_or(GIB, |total| total / 4.0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        total / cores as f64
     })
 }
 
@@ -169,11 +172,10 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
     })
 }
 
-/// How a seed of `m` runs on the current rayon pool: [`Memory::Keep`] when the seeds in
-/// flight (one per worker thread) fit [`keep_bytes`] together.
+/// How a seed of `m` runs: [`Memory::Keep`] when it fits [`keep_bytes_per_seed`].
 /// `bytes_per_value` is 4 for `f32` and 8 for `f64`.
 pub fn memory_for(m: &ModelConfig, bytes_per_value: usize) -> Memory {
-    let budget = keep_bytes() / rayon::current_num_threads() as f64;
+    let budget = keep_bytes_per_seed();
     Memory::within(m, bytes_per_value, budget)
 }
 

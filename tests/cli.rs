@@ -318,3 +318,18 @@ fn check_refuses_an_unusable_cache_with_one_line() {
     let o = spannorm(&["check", "--cache", "x", "--no-cache"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bench_rejects_bad_flags_with_one_line() {
+    for args in [
+        &["bench", "--repeat", "0"][..],
+        &["bench", "--threads", "0", "--case", "reference-f32"][..],
+        &["bench", "--case", "everything"][..],
+    ] {
+        let o = spannorm(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: printed a table");
+    }
+}

@@ -122,7 +122,7 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = profile::totals();
-    let (model, executed) = pool.install(|| run_flops(&cfgs));
+    let (model, executed) = run_flops(&cfgs);
     // 1024² GEMM in the workload's precision, on the same threads, after the workload.
     let peak: GemmPeak = pool.install(|| match cfgs[0].precision {
         Precision::F32 => gemm_peak::<f32>(1024, 5),
@@ -164,6 +164,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         args.cases.clone()
     };
+    if args.threads == Some(0) {
+        return Err(usage("threads: must be at least 1"));
+    }
     if args.child {
         return child(cases[0], args.threads);
     }
