@@ -75,19 +75,59 @@ impl<T: Real> BlockWeights<T> {
     }
 
     /// Frobenius norm of each named weight (for gradients: `‖∂ℓ/∂W‖_F`), in `f64`.
+    ///
+    /// Each sum of squares runs in the matrices' logical order, one term after another.
+    /// Weights that are one contiguous matrix of equal size (`W_q, W_k, W_v, W_o`; `W_1,
+    /// W_2`) are summed side by side in one loop, each sum still in its own order, so the
+    /// values are those of the one-at-a-time sums while the processor overlaps their
+    /// additions.
     pub fn frobenius(&self) -> Vec<(&'static str, f64)> {
-        self.named()
-            .into_iter()
-            .map(|(n, ms)| {
-                let s: f64 = ms
-                    .iter()
-                    .flat_map(|m| m.iter())
-                    .map(|&v| v.f64() * v.f64())
-                    .sum();
-                (n, s.sqrt())
-            })
+        let named = self.named();
+        let mut sums = vec![f64::NAN; named.len()];
+        let mut lockstep: Vec<(usize, &[T])> = Vec::new();
+        for (i, (_, ms)) in named.iter().enumerate() {
+            match ms.as_slice() {
+                [m] if m.is_standard_layout() => {
+                    lockstep.push((i, m.as_slice().expect("standard layout")));
+                }
+                _ => {
+                    sums[i] = ms
+                        .iter()
+                        .flat_map(|m| m.iter())
+                        .fold(0.0, |acc, &v| acc + v.f64() * v.f64());
+                }
+            }
+        }
+        lockstep.sort_by_key(|&(i, s)| (s.len(), i));
+        for group in lockstep.chunk_by(|a, b| a.1.len() == b.1.len()) {
+            for four in group.chunks(4) {
+                let slices: [&[T]; 4] = std::array::from_fn(|j| four[j.min(four.len() - 1)].1);
+                let acc = sums_of_squares4(slices);
+                for (j, &(i, _)) in four.iter().enumerate() {
+                    sums[i] = acc[j];
+                }
+            }
+        }
+        named
+            .iter()
+            .zip(sums)
+            .map(|((n, _), s)| (*n, s.sqrt()))
             .collect()
     }
+}
+
+/// `Σ x²` of four equal-length slices, each summed in order from 0 (as a serial fold).
+fn sums_of_squares4<T: Real>(s: [&[T]; 4]) -> [f64; 4] {
+    let n = s[0].len();
+    let (a, b, c, d) = (&s[0][..n], &s[1][..n], &s[2][..n], &s[3][..n]);
+    let mut acc = [0.0f64; 4];
+    for k in 0..n {
+        acc[0] += a[k].f64() * a[k].f64();
+        acc[1] += b[k].f64() * b[k].f64();
+        acc[2] += c[k].f64() * c[k].f64();
+        acc[3] += d[k].f64() * d[k].f64();
+    }
+    acc
 }
 
 fn ffn_name(suffix: &str) -> &'static str {
@@ -370,5 +410,53 @@ fn accumulate<T: Real>(slot: &mut Option<Array2<T>>, g: Array2<T>) {
     match slot {
         Some(acc) => *acc += &g,
         None => *slot = Some(g),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::RawConfig;
+    use crate::stack::block_weights;
+
+    fn weights(placement: &str, act: &str, experts: Option<usize>) -> super::BlockWeights<f32> {
+        let m = RawConfig {
+            placement: Some(placement.into()),
+            width: Some(24),
+            tokens: Some(4),
+            heads: Some(2),
+            act: Some(act.into()),
+            moe_experts: experts,
+            moe_top_k: experts.map(|_| 2),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0)
+        .model;
+        block_weights(&m, 5, 0, 1)
+    }
+
+    #[test]
+    fn lockstep_norms_equal_one_at_a_time_sums() {
+        let mut transposed = weights("span", "relu", None);
+        transposed.attn.w_k = transposed.attn.w_k.t().to_owned().reversed_axes();
+        transposed.attn.w_v = transposed.attn.w_v.clone().reversed_axes();
+        for w in [
+            weights("span", "relu", None),
+            weights("pre", "swiglu", None),
+            weights("attn-only", "relu", None),
+            weights("post", "gelu", Some(4)),
+            transposed,
+        ] {
+            for ((name, ms), (name2, norm)) in w.named().into_iter().zip(w.frobenius()) {
+                assert_eq!(name, name2);
+                let serial: f64 = ms
+                    .iter()
+                    .flat_map(|m| m.iter())
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum();
+                assert_eq!(serial.sqrt().to_bits(), norm.to_bits(), "{name}");
+            }
+        }
     }
 }
