@@ -23,26 +23,36 @@ use std::collections::BTreeMap;
 pub const ENGINE: u32 = 0;
 
 /// Memory that a seed may use to keep its weights and intermediates between the forward and
-/// backward passes: a quarter of the machine's memory (1 GiB where the total cannot be read)
-/// split over its cores, so the seeds running at once on every core fit it together. Larger
-/// stacks recompute instead. The choice depends on the machine, not on the thread count, and
+/// backward passes: a quarter of the memory this process may use (the machine's, or its
+/// control group's limit when lower; 1 GiB where neither can be read), split over the cores
+/// it may use, so the seeds running at once on every core fit it together. Larger stacks
+/// recompute instead. The choice depends on the machine, not on the thread count, and
 /// either way the results are bit-identical.
 pub fn keep_bytes_per_seed() -> f64 {
     static BYTES: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        let total = total_memory_bytes().map_or(GIB, |total| total / 4.0);
+        let total = usable_memory_bytes().map_or(GIB, |total| total / 4.0);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         total / cores as f64
     })
 }
 
-/// `MemTotal` of `/proc/meminfo`, where there is one.
-fn total_memory_bytes() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+/// `MemTotal` of `/proc/meminfo`, lowered to the control group's memory limit (v2 or v1)
+/// when there is one, as under a batch scheduler or in a container.
+fn usable_memory_bytes() -> Option<f64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let info = read("/proc/meminfo")?;
     let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
+    let limit = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| read(p)?.trim().parse::<f64>().ok())
+    .fold(f64::INFINITY, f64::min);
+    Some((kib * 1024.0).min(limit))
 }
 
 /// A seed whose run hit a non-finite value.
