@@ -158,13 +158,19 @@ pub fn weight_names(cfg: &ModelConfig) -> Vec<&'static str> {
 
 /// Runs seed `seed` (an index in `0..cfg.seeds`) of `cfg`.
 pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
+    run_seed_with(cfg, seed, false)
+}
+
+/// [`run_seed`], drawing the weights on a second thread when `prefetch` (see
+/// [`stack::run_prefetched`]); the record is the same.
+pub fn run_seed_with(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
     match cfg.precision {
-        Precision::F32 => run_seed_as::<f32>(cfg, seed),
-        Precision::F64 => run_seed_as::<f64>(cfg, seed),
+        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch),
+        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch),
     }
 }
 
-fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
+fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
     profile::timed(Phase::Seed, || {
         let m = &cfg.model;
         let mut rec = Recorder::new(m.depth, &weight_names(m));
@@ -175,7 +181,13 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize) -> SeedRecord {
             })
         };
         let memory = memory_for(m, std::mem::size_of::<T>());
-        if let Err(d) = stack::run(m, weights, inputs, &mut Timed(&mut rec), memory) {
+        let obs = &mut Timed(&mut rec);
+        let outcome = if prefetch {
+            stack::run_prefetched(m, weights, inputs, obs, memory)
+        } else {
+            stack::run(m, weights, inputs, obs, memory)
+        };
+        if let Err(d) = outcome {
             rec.record.diverged = Some(d);
         }
         rec.record
@@ -196,10 +208,13 @@ pub fn simulate(cfgs: &[SimConfig], progress: &(dyn Fn() + Sync)) -> Vec<RunResu
         .enumerate()
         .flat_map(|(c, cfg)| (0..cfg.seeds).map(move |s| (c, s)))
         .collect();
+    // With at least twice as many worker threads as seeds, each seed draws its weights on a
+    // thread of its own while it computes.
+    let prefetch = 2 * jobs.len() <= rayon::current_num_threads();
     let records: Vec<SeedRecord> = jobs
         .par_iter()
         .map(|&(c, s)| {
-            let r = run_seed(&cfgs[c], s);
+            let r = run_seed_with(&cfgs[c], s, prefetch);
             progress();
             r
         })

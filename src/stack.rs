@@ -263,6 +263,52 @@ where
     Ok(())
 }
 
+/// [`run`] with each block's weights drawn one step ahead on a thread of their own.
+///
+/// `run` asks for block weights in an order fixed by `memory` (`1..=L`, then `L..=1` when
+/// recomputing), so a second thread can draw them in that order while this one computes,
+/// at most [`AHEAD`] blocks in advance. Worth it when a core would otherwise be idle (fewer
+/// seeds than cores): the draws then overlap the products. Every block comes from its own
+/// stream, so the results are those of [`run`], bit for bit.
+pub fn run_prefetched<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T> + Sync,
+    O: Observer<T>,
+{
+    let depth = cfg.depth;
+    let order: Vec<usize> = match memory {
+        Memory::Keep => (1..=depth).collect(),
+        Memory::Recompute => (1..=depth).chain((1..=depth).rev()).collect(),
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        let weights = &weights;
+        s.spawn(move || {
+            for l in order {
+                // The receiver is gone when the run stopped early (a divergence).
+                if tx.send((l, weights(l))).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = move |l: usize| {
+            let (drawn, w) = rx.recv().expect("the drawing thread ended early");
+            assert_eq!(drawn, l, "blocks requested out of the planned order");
+            w
+        };
+        run(cfg, next, inputs, obs, memory)
+    })
+}
+
+/// Blocks [`run_prefetched`] draws ahead of the computation.
+pub const AHEAD: usize = 2;
+
 /// Frees one untouched allocation just under 32 MiB, once per process.
 ///
 /// glibc's `malloc` serves a request above its *dynamic* mmap threshold (initially 128 KiB)

@@ -55,24 +55,23 @@ fn keeping_or_recomputing_intermediates_gives_identical_records() {
         .unwrap()
         .remove(0)
         .model;
-        let record = |memory| {
+        let record = |memory, prefetch: bool| {
             let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
             let inputs = stack::inputs::<f64>(&cfg, 5, 2);
-            stack::run(
-                &cfg,
-                |l| stack::block_weights(&cfg, 5, 2, l),
-                inputs,
-                &mut rec,
-                memory,
-            )
+            let weights = |l| stack::block_weights(&cfg, 5, 2, l);
+            if prefetch {
+                stack::run_prefetched(&cfg, weights, inputs, &mut rec, memory)
+            } else {
+                stack::run(&cfg, weights, inputs, &mut rec, memory)
+            }
             .unwrap();
             rec.record
         };
-        assert_eq!(
-            record(Memory::Keep),
-            record(Memory::Recompute),
-            "{placement}"
-        );
+        let kept = record(Memory::Keep, false);
+        assert_eq!(kept, record(Memory::Recompute, false), "{placement}");
+        // Weights drawn ahead on another thread are the same weights.
+        assert_eq!(kept, record(Memory::Keep, true), "{placement}");
+        assert_eq!(kept, record(Memory::Recompute, true), "{placement}");
     }
 }
 
@@ -102,4 +101,44 @@ fn theory_predictions_do_not_depend_on_threads() {
         spannorm::report::to_json(&[r]).unwrap()
     };
     assert_eq!(at(1), at(2));
+}
+
+/// A seed that diverges stops its run early; with weights drawn ahead on another thread,
+/// that thread stops too (the run returns instead of waiting on it), and the record is
+/// the one drawn without it.
+#[test]
+fn drawing_ahead_stops_with_a_diverging_run() {
+    use spannorm::metrics::Recorder;
+    use spannorm::simulate::weight_names;
+    use spannorm::stack::{self, Memory};
+    // Block 1 outputs entries near 1e200 whose square overflows: diverged at block 1.
+    let cfg = RawConfig {
+        placement: Some("attn-skip".into()),
+        scale: Some("const:1e200".into()),
+        depth: Some(40),
+        width: Some(16),
+        tokens: Some(4),
+        heads: Some(2),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+    .remove(0)
+    .model;
+    for memory in [Memory::Recompute, Memory::Keep] {
+        let record = |prefetch: bool| {
+            let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
+            let inputs = stack::inputs::<f64>(&cfg, 1, 0);
+            let weights = |l| stack::block_weights(&cfg, 1, 0, l);
+            let outcome = if prefetch {
+                stack::run_prefetched(&cfg, weights, inputs, &mut rec, memory)
+            } else {
+                stack::run(&cfg, weights, inputs, &mut rec, memory)
+            };
+            (outcome.map_err(|d| d.block), rec.record)
+        };
+        let plain = record(false);
+        assert_eq!(plain.0, Err(1), "the config must diverge at block 1");
+        assert_eq!(plain, record(true), "{memory:?}");
+    }
 }

@@ -12,7 +12,7 @@ pub struct BenchArgs {
     /// Workloads to run [default: every workload but deep-post4096].
     #[arg(long = "case", value_enum)]
     pub cases: Vec<BenchCase>,
-    /// Worker threads [default: all cores; never more than a case has seeds; the sweep cases fix their own].
+    /// Worker threads [default: all cores; the sweep cases fix their own].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Runs of each case; the table shows the fastest and how much slower the slowest was.
@@ -111,11 +111,7 @@ impl BenchCase {
 /// Runs `case` in this process and prints one JSON line.
 fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
     let cfgs = case.configs().map_err(usage)?;
-    // Seeds are the unit of parallel work, so a case with fewer seeds than threads runs
-    // (and measures its GEMM peak) on as many threads as it has seeds.
-    let jobs: usize = cfgs.iter().map(|c| c.seeds).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = pool(Some(case.threads().or(threads).unwrap_or(cores).min(jobs)))?;
+    let pool = pool(case.threads().or(threads))?;
     profile::enable();
     let start = std::time::Instant::now();
     let results = pool.install(|| simulate::simulate(&cfgs, &|| {}));
