@@ -439,7 +439,9 @@ mod tests {
     #[test]
     fn lockstep_norms_equal_one_at_a_time_sums() {
         let mut transposed = weights("span", "relu", None);
-        transposed.attn.w_k = transposed.attn.w_k.t().to_owned().reversed_axes();
+        // Standard layout with other values, and (w_v) a column-major matrix, summed by the
+        // one-at-a-time fallback.
+        transposed.attn.w_k = transposed.attn.w_k.t().as_standard_layout().into_owned();
         transposed.attn.w_v = transposed.attn.w_v.clone().reversed_axes();
         for w in [
             weights("span", "relu", None),

@@ -349,8 +349,9 @@ impl ModelConfig {
         16.0 * n * d + self.heads as f64 * n * n + hidden
     }
 
-    /// Estimated peak bytes of one seed's run: the stored block boundaries, two blocks'
-    /// weights and gradients, and one block's recorded intermediates.
+    /// Estimated peak bytes of one seed's run: the stored block boundaries, the weights
+    /// and gradients of the block in use, the weights of the blocks drawn ahead of it (see
+    /// [`crate::stack::run_prefetched`]), and one block's recorded intermediates.
     pub fn bytes_per_seed(&self, precision: Precision) -> f64 {
         let b = match precision {
             Precision::F32 => 4.0,
@@ -358,7 +359,7 @@ impl ModelConfig {
         };
         let (n, d) = (self.tokens as f64, self.width as f64);
         let boundaries = (self.depth as f64 + 1.0) * n * d;
-        let weights = 3.0 * self.params_per_block() as f64;
+        let weights = (3 + crate::stack::AHEAD + 1) as f64 * self.params_per_block() as f64;
         b * (boundaries + weights + self.tape_values_per_block())
     }
 }

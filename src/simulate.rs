@@ -26,32 +26,60 @@ pub const ENGINE: u32 = 0;
 /// backward passes: a quarter of the memory this process may use (the machine's, or its
 /// control group's limit when lower; 1 GiB where neither can be read), split over the cores
 /// it may use, so the seeds running at once on every core fit it together. Larger stacks
-/// recompute instead. The choice depends on the machine, not on the thread count, and
-/// either way the results are bit-identical.
-pub fn keep_bytes_per_seed() -> f64 {
+/// recompute instead. Either way the results are bit-identical.
+pub fn keep_bytes_per_core() -> f64 {
     static BYTES: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
         let total = usable_memory_bytes().map_or(GIB, |total| total / 4.0);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        total / cores as f64
+        total / cores() as f64
     })
 }
 
-/// `MemTotal` of `/proc/meminfo`, lowered to the control group's memory limit (v2 or v1)
-/// when there is one, as under a batch scheduler or in a container.
+/// Cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `MemTotal` of `/proc/meminfo`, lowered to the memory limit of this process's control
+/// group or any group above it (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`), as set
+/// by a container, a batch scheduler's job or `systemd-run`.
 fn usable_memory_bytes() -> Option<f64> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
     let info = read("/proc/meminfo")?;
     let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let limit = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .filter_map(|p| read(p)?.trim().parse::<f64>().ok())
-    .fold(f64::INFINITY, f64::min);
+    let mut limit = f64::INFINITY;
+    // Lines of /proc/self/cgroup are `id:controllers:path`; v2 has empty controllers.
+    for entry in read("/proc/self/cgroup").unwrap_or_default().lines() {
+        let mut parts = entry.splitn(3, ':');
+        let (_, controllers, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(id), Some(c), Some(p)) => (id, c, p),
+            _ => continue,
+        };
+        let (root, file) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        // The group itself and each group above it (inside a container the path may not
+        // exist under /sys/fs/cgroup; the root's own file is then the container's limit).
+        let mut dir = std::path::PathBuf::from(path.trim_start_matches('/'));
+        loop {
+            let file = std::path::Path::new(root).join(&dir).join(file);
+            if let Some(v) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+            {
+                limit = limit.min(v);
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
     Some((kib * 1024.0).min(limit))
 }
 
@@ -182,7 +210,9 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
         };
         let memory = memory_for(m, std::mem::size_of::<T>());
         let obs = &mut Timed(&mut rec);
-        let outcome = if prefetch {
+        // A kept stack draws every block before computing any, so there is nothing to
+        // overlap the draws with.
+        let outcome = if prefetch && memory == Memory::Recompute {
             stack::run_prefetched(m, weights, inputs, obs, memory)
         } else {
             stack::run(m, weights, inputs, obs, memory)
@@ -194,10 +224,13 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
     })
 }
 
-/// How a seed of `m` runs: [`Memory::Keep`] when it fits [`keep_bytes_per_seed`].
-/// `bytes_per_value` is 4 for `f32` and 8 for `f64`.
+/// How a seed of `m` runs: [`Memory::Keep`] when it fits [`keep_bytes_per_core`] (divided
+/// further when more worker threads than cores run seeds at once). The choice does not
+/// depend on the thread count up to the number of cores. `bytes_per_value` is 4 for `f32`
+/// and 8 for `f64`.
 pub fn memory_for(m: &ModelConfig, bytes_per_value: usize) -> Memory {
-    let budget = keep_bytes_per_seed();
+    let over = rayon::current_num_threads() as f64 / cores() as f64;
+    let budget = keep_bytes_per_core() / over.max(1.0);
     Memory::within(m, bytes_per_value, budget)
 }
 
@@ -279,5 +312,28 @@ pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>) -> RunResult {
             log10_param_grad,
             param_grad,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keep_budget_is_a_share_of_readable_memory() {
+        // Linux always has /proc/meminfo; a control group can only lower the total.
+        let total = usable_memory_bytes().expect("MemTotal is readable");
+        let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib: f64 = info
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(total > 0.0 && total <= kib * 1024.0, "{total}");
+        assert_eq!(keep_bytes_per_core(), total / 4.0 / cores() as f64);
     }
 }

@@ -3,6 +3,7 @@
 use super::{pool, usage};
 use crate::bench::{fnv1a, gemm_peak, gemm_rate, peak_rss_bytes, run_flops, GemmPeak};
 use crate::config::{Precision, RawConfig, SimConfig};
+use crate::stack::Memory;
 use crate::{profile, simulate};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -118,7 +119,9 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = profile::totals();
-    let (model, executed) = run_flops(&cfgs);
+    // Inside the pool: its thread count can lower the keep budget (see `memory_for`).
+    let (model, executed) = pool.install(|| run_flops(&cfgs));
+    let memory = pool.install(|| memory_modes(&cfgs));
     // 1024² GEMM in the workload's precision, on the same threads, after the workload.
     let peak: GemmPeak = pool.install(|| match cfgs[0].precision {
         Precision::F32 => gemm_peak::<f32>(1024, 5),
@@ -145,12 +148,29 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
         "gemm_shape": [shape.0, shape.1, shape.2],
         "gemm_shape_gflops": at_shape.gflops,
         "diverged": diverged,
+        "memory": memory,
         "draw_share": phases.share(phases.draw),
         "metrics_share": phases.share(phases.metrics),
         "digest": format!("{digest:016x}"),
     });
     println!("{line}");
     Ok(())
+}
+
+/// How the case's stacks run: "keep", "recompute", or "mixed".
+fn memory_modes(cfgs: &[SimConfig]) -> &'static str {
+    let keeps = cfgs.iter().filter(|c| {
+        let bytes = match c.precision {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        };
+        simulate::memory_for(&c.model, bytes) == Memory::Keep
+    });
+    match keeps.count() {
+        0 => "recompute",
+        k if k == cfgs.len() => "keep",
+        _ => "mixed",
+    }
 }
 
 /// `spannorm bench`: each case in its own process (so peak RSS is the case's own).
@@ -239,7 +259,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             v["diverged"].as_u64().unwrap_or(0),
             v["digest"].as_str().unwrap_or("-"),
         );
-        digests.push((case, f("seconds"), v["digest"].as_str().map(String::from)));
+        digests.push((
+            case,
+            f("seconds"),
+            v["digest"].as_str().map(String::from),
+            v["memory"].as_str().unwrap_or("-").to_string(),
+        ));
     }
     let find = |c: BenchCase| digests.iter().find(|d| d.0 == c);
     for (short, long, name) in [
@@ -248,8 +273,18 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     ] {
         if let (Some(s), Some(l)) = (find(short), find(long)) {
             let (per_short, per_long) = (s.1 / 2500.0, l.1 / 10_000.0);
+            // A stack that keeps its intermediates does 3 passes per block, one that
+            // recomputes 4, so the ratio compares depth alone only within one mode.
+            let modes = if s.3 == l.3 {
+                format!("both {}", s.3)
+            } else {
+                format!(
+                    "L = 2500 runs with memory {}, L = 10 000 with {}: not comparable",
+                    s.3, l.3
+                )
+            };
             println!(
-                "{name}: {:.2} ms per block at L = 2500, {:.2} ms at L = 10 000 (ratio {:.3}; 1 is linear in depth)",
+                "{name}: {:.2} ms per block at L = 2500, {:.2} ms at L = 10 000 (ratio {:.3}; 1 is linear in depth; {modes})",
                 1e3 * per_short,
                 1e3 * per_long,
                 per_long / per_short
