@@ -21,7 +21,7 @@
 //! worker thread at once, so a workload's GFLOP/s can be divided by the peak of the same
 //! process, precision and thread count.
 
-use crate::config::{ModelConfig, Precision, SimConfig};
+use crate::config::{ModelConfig, SimConfig};
 use crate::ffn::Activation;
 use crate::real::Real;
 use crate::simulate;
@@ -71,11 +71,7 @@ pub fn seed_flops(m: &ModelConfig, memory: Memory) -> (f64, f64) {
 /// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
 pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
     cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
-        let bytes = match c.precision {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        };
-        let (sm, se) = seed_flops(&c.model, simulate::memory_for(&c.model, bytes));
+        let (sm, se) = seed_flops(&c.model, simulate::memory_for(c));
         let s = c.seeds as f64;
         (m + s * sm, e + s * se)
     })

@@ -28,6 +28,16 @@ choice_enum!(
     }
 );
 
+impl Precision {
+    /// Bytes per value.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+}
+
 /// Defaults of the spec.
 pub mod defaults {
     pub const DEPTH: usize = 64;
@@ -353,10 +363,7 @@ impl ModelConfig {
     /// and gradients of the block in use, the weights of the blocks drawn ahead of it (see
     /// [`crate::stack::run_prefetched`]), and one block's recorded intermediates.
     pub fn bytes_per_seed(&self, precision: Precision) -> f64 {
-        let b = match precision {
-            Precision::F32 => 4.0,
-            Precision::F64 => 8.0,
-        };
+        let b = precision.bytes() as f64;
         let (n, d) = (self.tokens as f64, self.width as f64);
         let boundaries = (self.depth as f64 + 1.0) * n * d;
         let weights = (3 + crate::stack::AHEAD + 1) as f64 * self.params_per_block() as f64;

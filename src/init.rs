@@ -177,7 +177,7 @@ impl RngCore for Stream {
 fn ziggurat_x() -> &'static [f64; 257] {
     static TABLE: OnceLock<[f64; 257]> = OnceLock::new();
     TABLE.get_or_init(|| {
-        /// Yields `first`, then all-ones words.
+        /// Yields its word once, then all-ones words.
         struct Scripted(Option<u64>);
         impl RngCore for Scripted {
             fn next_u32(&mut self) -> u32 {

@@ -46,9 +46,7 @@ fn cores() -> usize {
 /// by a container, a batch scheduler's job or `systemd-run`.
 fn usable_memory_bytes() -> Option<f64> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
-    let info = read("/proc/meminfo")?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let total = mem_total_bytes()?;
     let mut limit = f64::INFINITY;
     // Lines of /proc/self/cgroup are `id:controllers:path`; v2 has empty controllers.
     for entry in read("/proc/self/cgroup").unwrap_or_default().lines() {
@@ -80,7 +78,15 @@ fn usable_memory_bytes() -> Option<f64> {
             }
         }
     }
-    Some((kib * 1024.0).min(limit))
+    Some(total.min(limit))
+}
+
+/// `MemTotal` of `/proc/meminfo`.
+fn mem_total_bytes() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
 }
 
 /// A seed whose run hit a non-finite value.
@@ -208,7 +214,7 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
                 stack::block_weights::<T>(m, cfg.seed, seed as u64, l)
             })
         };
-        let memory = memory_for(m, std::mem::size_of::<T>());
+        let memory = memory_for(cfg);
         let obs = &mut Timed(&mut rec);
         // A kept stack draws every block before computing any, so there is nothing to
         // overlap the draws with.
@@ -224,14 +230,13 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
     })
 }
 
-/// How a seed of `m` runs: [`Memory::Keep`] when it fits [`keep_bytes_per_core`] (divided
+/// How a seed of `cfg` runs: [`Memory::Keep`] when it fits [`keep_bytes_per_core`] (divided
 /// further when more worker threads than cores run seeds at once). The choice does not
-/// depend on the thread count up to the number of cores. `bytes_per_value` is 4 for `f32`
-/// and 8 for `f64`.
-pub fn memory_for(m: &ModelConfig, bytes_per_value: usize) -> Memory {
+/// depend on the thread count up to the number of cores.
+pub fn memory_for(cfg: &SimConfig) -> Memory {
     let over = rayon::current_num_threads() as f64 / cores() as f64;
     let budget = keep_bytes_per_core() / over.max(1.0);
-    Memory::within(m, bytes_per_value, budget)
+    Memory::within(&cfg.model, cfg.precision.bytes(), budget)
 }
 
 /// Runs every seed of every configuration, calling `progress` after each seed.
@@ -323,17 +328,10 @@ mod tests {
     fn the_keep_budget_is_a_share_of_readable_memory() {
         // Linux always has /proc/meminfo; a control group can only lower the total.
         let total = usable_memory_bytes().expect("MemTotal is readable");
-        let info = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let kib: f64 = info
-            .lines()
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(total > 0.0 && total <= kib * 1024.0, "{total}");
+        assert!(
+            total > 0.0 && total <= mem_total_bytes().unwrap(),
+            "{total}"
+        );
         assert_eq!(keep_bytes_per_core(), total / 4.0 / cores() as f64);
     }
 }

@@ -159,13 +159,9 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
 
 /// How the case's stacks run: "keep", "recompute", or "mixed".
 fn memory_modes(cfgs: &[SimConfig]) -> &'static str {
-    let keeps = cfgs.iter().filter(|c| {
-        let bytes = match c.precision {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        };
-        simulate::memory_for(&c.model, bytes) == Memory::Keep
-    });
+    let keeps = cfgs
+        .iter()
+        .filter(|c| simulate::memory_for(c) == Memory::Keep);
     match keeps.count() {
         0 => "recompute",
         k if k == cfgs.len() => "keep",
