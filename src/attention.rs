@@ -11,6 +11,7 @@
 
 use crate::choice_enum;
 use crate::real::Real;
+use crate::weight::WeightName;
 use ndarray::{s, Array2, ArrayView2, Axis, Zip};
 
 choice_enum!(
@@ -26,15 +27,19 @@ choice_enum!(
 /// The four `d × d` projections of one attention sublayer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttnWeights<T> {
+    /// Query projection `W_q`.
     pub w_q: Array2<T>,
+    /// Key projection `W_k`.
     pub w_k: Array2<T>,
+    /// Value projection `W_v`.
     pub w_v: Array2<T>,
+    /// Output projection `W_o`.
     pub w_o: Array2<T>,
 }
 
 impl<T: Real> AttnWeights<T> {
     /// The weights' names, in the order of [`AttnWeights::each`].
-    pub const NAMES: [&'static str; 4] = ["attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o"];
+    pub const NAMES: [WeightName; 4] = WeightName::ATTN;
 
     /// The four matrices in the order of [`AttnWeights::NAMES`].
     pub fn each(&self) -> [&Array2<T>; 4] {

@@ -1,78 +1,150 @@
-//! Benchmark workloads with an analytic FLOP count and peak memory.
+//! Benchmark workloads, GEMM rates, peak memory, and one typed line per measured case.
 //!
-//! # FLOP count
-//! Matrix products only (elementwise work is `O(n d_ff)` per block, under 2% here). For one
-//! block on `n` tokens of width `d`, with `H` heads and hidden width `d_ff`:
-//! - attention forward `F_A = 8 n d² + 4 n² d` (`Q, K, V, O` projections `4 · 2 n d²`;
-//!   scores and `P V`, `2 · 2 n² d` summed over heads);
-//! - feed-forward forward `F_F = 2 m n d d_ff` with `m = 2` matrices (`m = 3` for `swiglu`),
-//!   times `k` for a top-`k` mixture, plus `2 n d E` for its router;
-//! - backward is twice the forward (gradients with respect to inputs and weights);
-//! - metrics per boundary: the Gram matrix `2 n² d` and its eigenvalues `≈ (4/3) n³`.
-//!
-//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. A stack too
-//! large to keep its weights and intermediates ([`crate::stack::Memory::Recompute`])
-//! recomputes each block's forward pass during the backward pass; `executed_flops` adds
-//! those `L (F_A + F_F)` per seed for such stacks.
-//!
-//! # GEMM peak
-//! [`gemm_peak`] times the engine's own GEMM backend (ndarray's `general_mat_mul`, i.e.
-//! `matrixmultiply`, single-threaded per call) on a `1024 × 1024` product, one product per
-//! worker thread at once, so a workload's GFLOP/s can be divided by the peak of the same
-//! process, precision and thread count.
+//! FLOPs come from [`crate::cost`]'s analytic count. [`gemm_peak`] times the engine's own
+//! GEMM backend (ndarray's `general_mat_mul`, i.e. `matrixmultiply`, single-threaded per
+//! call) on a `1024 × 1024` product, one product per worker thread at once, so a workload's
+//! GFLOP/s can be divided by the peak of the same process, precision and thread count.
+//! [`measure`] runs one [`Case`] in the current process; `spannorm bench` runs each case in
+//! a process of its own (so peak memory is the case's own) and reads back its [`Line`].
 
-use crate::config::{ModelConfig, SimConfig};
-use crate::ffn::Activation;
+use crate::choice_enum;
+use crate::config::{Precision, SimConfig};
+use crate::cost::{self, Memory};
+use crate::error::ConfigError;
+use crate::placement::Placement;
 use crate::real::Real;
-use crate::simulate;
-use crate::stack::Memory;
+use crate::simulate::{self, Options};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// FLOPs of one block's forward pass (matrix products only).
-pub fn block_forward_flops(m: &ModelConfig) -> f64 {
-    let (n, d, f) = (m.tokens as f64, m.width as f64, m.d_ff as f64);
-    let attn = 8.0 * n * d * d + 4.0 * n * n * d;
-    if !m.placement.has_ffn() {
-        return attn;
+choice_enum!(
+    /// A benchmark workload.
+    Case, "case", {
+        /// span, L = 64, d = 256, n = 64, H = 4, d_ff = 4d, 8 seeds, f32.
+        ReferenceF32 => "reference-f32",
+        /// The same in f64.
+        ReferenceF64 => "reference-f64",
+        /// post, L = 10 000, d = 128, n = 32, 1 seed, f64.
+        DeepPost => "deep-post",
+        /// span (α = L^{-1/2}), L = 10 000, d = 128, n = 32, 1 seed, f64.
+        DeepSpan => "deep-span",
+        /// deep-post at L = 2500: with it, time per block shows whether time is linear in depth.
+        DeepPost2500 => "deep-post2500",
+        /// deep-span at L = 2500.
+        DeepSpan2500 => "deep-span2500",
+        /// span, L = 16, d = 2048, n = 128, 2 seeds, f64.
+        Wide => "wide",
+        /// Every placement × L ∈ {16, 64, 256} × 4 seeds (d = 256, n = 64, f64), 1 thread.
+        Sweep1t => "sweep1t",
+        /// The same sweep on 2 threads; `bench` checks its result bytes equal the 1-thread ones.
+        Sweep2t => "sweep2t",
+        /// post, L = 4096, d = 256, n = 64, 1 seed, f64 (the earlier deep workload).
+        DeepPost4096 => "deep-post4096",
     }
-    let mats = if m.act == Activation::Swiglu {
-        3.0
-    } else {
-        2.0
-    };
-    let one = 2.0 * mats * n * d * f;
-    let ffn = match m.moe {
-        None => one,
-        Some(moe) => moe.top_k as f64 * one + 2.0 * n * d * moe.experts as f64,
-    };
-    attn + ffn
+);
+
+impl Case {
+    /// The cases `bench` runs when none is named (all but `deep-post4096`).
+    pub const DEFAULT: [Case; 9] = [
+        Case::ReferenceF32,
+        Case::ReferenceF64,
+        Case::DeepPost,
+        Case::DeepSpan,
+        Case::DeepPost2500,
+        Case::DeepSpan2500,
+        Case::Wide,
+        Case::Sweep1t,
+        Case::Sweep2t,
+    ];
+
+    /// The configurations of the case.
+    pub fn configs(self) -> Result<Vec<SimConfig>, ConfigError> {
+        let one =
+            |p: Placement, depth: usize, width: usize, tokens: usize, seeds: usize, f32: bool| {
+                SimConfig::builder()
+                    .placement(p)
+                    .depth(depth)
+                    .width(width)
+                    .tokens(tokens)
+                    .seeds(seeds)
+                    .precision(if f32 { Precision::F32 } else { Precision::F64 })
+            };
+        let raw = match self {
+            Case::ReferenceF32 => one(Placement::Span, 64, 256, 64, 8, true),
+            Case::ReferenceF64 => one(Placement::Span, 64, 256, 64, 8, false),
+            Case::DeepPost => one(Placement::Post, 10_000, 128, 32, 1, false),
+            Case::DeepSpan => one(Placement::Span, 10_000, 128, 32, 1, false),
+            Case::DeepPost2500 => one(Placement::Post, 2500, 128, 32, 1, false),
+            Case::DeepSpan2500 => one(Placement::Span, 2500, 128, 32, 1, false),
+            Case::Wide => one(Placement::Span, 16, 2048, 128, 2, false),
+            Case::DeepPost4096 => one(Placement::Post, 4096, 256, 64, 1, false),
+            Case::Sweep1t | Case::Sweep2t => {
+                let mut all = Vec::new();
+                for depth in [16, 64, 256] {
+                    all.extend(
+                        one(Placement::Pre, depth, 256, 64, 4, false)
+                            .placement(crate::config::PlacementSpec::All)
+                            .resolve()?,
+                    );
+                }
+                return Ok(all);
+            }
+        };
+        raw.resolve()
+    }
+
+    /// The thread count a case fixes, if any.
+    pub fn threads(self) -> Option<usize> {
+        match self {
+            Case::Sweep1t => Some(1),
+            Case::Sweep2t => Some(2),
+            _ => None,
+        }
+    }
 }
 
-/// FLOPs of the metrics at one boundary.
-pub fn boundary_metric_flops(m: &ModelConfig) -> f64 {
-    let (n, d) = (m.tokens as f64, m.width as f64);
-    2.0 * n * n * d + 4.0 / 3.0 * n * n * n
-}
-
-/// `(model_flops, executed_flops)` of one seed run with `memory`; see the module docs.
-pub fn seed_flops(m: &ModelConfig, memory: Memory) -> (f64, f64) {
-    let l = m.depth as f64;
-    let f = block_forward_flops(m);
-    let metrics = (l + 1.0) * boundary_metric_flops(m);
-    let passes = match memory {
-        Memory::Keep => 3.0,
-        Memory::Recompute => 4.0,
-    };
-    (l * 3.0 * f + metrics, l * passes * f + metrics)
+/// What one measured case reports (one JSON line from a `bench` child process).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// The case.
+    pub case: Case,
+    /// Wall seconds of the simulation.
+    pub seconds: f64,
+    /// Model FLOPs per second, in GFLOP/s.
+    pub model_gflops: f64,
+    /// Executed FLOPs (with recomputation) per second.
+    pub executed_gflops: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Worker threads.
+    pub threads: usize,
+    /// The 1024² GEMM peak of this process, GFLOP/s.
+    pub gemm_peak_gflops: f64,
+    /// The slowest thread's share of it.
+    pub gemm_peak_per_thread_min: f64,
+    /// The workload's own largest product `n × d` by `d × d_ff`.
+    pub gemm_shape: [usize; 3],
+    /// The GEMM rate at that shape.
+    pub gemm_shape_gflops: f64,
+    /// Seeds that diverged.
+    pub diverged: usize,
+    /// `keep`, `recompute` or `mixed`.
+    pub memory: String,
+    /// Share of the seeds' time spent drawing weights and inputs.
+    pub draw_share: f64,
+    /// Share of the seeds' time spent on the metrics.
+    pub metrics_share: f64,
+    /// FNV-1a of the result bytes (JSON), to compare runs.
+    pub digest: String,
 }
 
 /// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
 pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
     cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
-        let (sm, se) = seed_flops(&c.model, simulate::memory_for(c));
-        let s = c.seeds as f64;
+        let (sm, se) = cost::seed_flops(c.model(), simulate::memory_for(c));
+        let s = c.seeds() as f64;
         (m + s * sm, e + s * se)
     })
 }
@@ -84,6 +156,7 @@ pub struct GemmPeak {
     pub gflops: f64,
     /// The slowest thread's rate, GFLOP/s.
     pub per_thread_min: f64,
+    /// Worker threads.
     pub threads: usize,
 }
 
@@ -118,13 +191,6 @@ pub fn gemm_rate<T: Real>((m, k, n): (usize, usize, usize), reps: usize) -> Gemm
     }
 }
 
-/// FNV-1a of `bytes`, to compare two runs' result bytes.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Peak resident memory of this process in bytes (`VmHWM`), where the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -133,28 +199,102 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// How the case's stacks run: `keep`, `recompute`, or `mixed`.
+fn memory_modes(cfgs: &[SimConfig]) -> &'static str {
+    let keeps = cfgs
+        .iter()
+        .filter(|c| simulate::memory_for(c) == Memory::Keep)
+        .count();
+    match keeps {
+        0 => "recompute",
+        k if k == cfgs.len() => "keep",
+        _ => "mixed",
+    }
+}
+
+/// Runs `case` in this process on the current rayon pool, with phase timing on, and
+/// measures it.
+pub fn measure(case: Case) -> Result<Line, ConfigError> {
+    let cfgs = case.configs()?;
+    crate::profile::enable();
+    let start = Instant::now();
+    let results = simulate::simulate(&cfgs, &Options::default())?;
+    let secs = start.elapsed().as_secs_f64();
+    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
+    let phases = crate::profile::totals();
+    let (model, executed) = run_flops(&cfgs);
+    // 1024² GEMM in the workload's precision, on the same threads, after the workload.
+    let precision = cfgs.first().map_or(Precision::F64, |c| c.precision());
+    let peak = match precision {
+        Precision::F32 => gemm_peak::<f32>(1024, 5),
+        Precision::F64 => gemm_peak::<f64>(1024, 5),
+    };
+    // The workload's own largest product, X W_1 (n × d by d × d_ff), best of 50.
+    let shape = cfgs.first().map_or((1, 1, 1), |c| {
+        let m = c.model();
+        (m.tokens(), m.width(), m.d_ff())
+    });
+    let at_shape = match precision {
+        Precision::F32 => gemm_rate::<f32>(shape, 50),
+        Precision::F64 => gemm_rate::<f64>(shape, 50),
+    };
+    let bytes = serde_json::to_vec(&results).unwrap_or_default();
+    Ok(Line {
+        case,
+        seconds: secs,
+        model_gflops: model / secs / 1e9,
+        executed_gflops: executed / secs / 1e9,
+        peak_rss_mib: rss,
+        threads: rayon::current_num_threads(),
+        gemm_peak_gflops: peak.gflops,
+        gemm_peak_per_thread_min: peak.per_thread_min,
+        gemm_shape: [shape.0, shape.1, shape.2],
+        gemm_shape_gflops: at_shape.gflops,
+        diverged: results.iter().map(|r| r.diverged.len()).sum(),
+        memory: memory_modes(&cfgs).into(),
+        draw_share: phases.share(phases.draw),
+        metrics_share: phases.share(phases.metrics),
+        digest: format!("{:016x}", crate::store::fnv1a64(&bytes)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawConfig;
 
     #[test]
-    fn reference_block_flops() {
-        let m = RawConfig {
-            placement: Some("span".into()),
-            ..Default::default()
+    fn every_case_resolves() {
+        for &c in <Case as crate::choice::Choice>::ALL {
+            let cfgs = c.configs().unwrap();
+            assert!(!cfgs.is_empty(), "{c}");
+            for cfg in &cfgs {
+                assert!(cost::check_fits(cfg).is_ok(), "{c}");
+            }
         }
-        .resolve()
-        .unwrap()
-        .remove(0)
-        .model;
-        // n = 64, d = 256, d_ff = 1024: 8·64·256² + 4·64²·256 + 4·64·256·1024.
-        let want = 33_554_432.0 + 4_194_304.0 + 67_108_864.0;
-        assert_eq!(block_forward_flops(&m), want);
-        // A kept stack executes the model's products; a recomputing one adds a forward pass.
-        let (model, kept) = seed_flops(&m, Memory::Keep);
-        let (_, recomputed) = seed_flops(&m, Memory::Recompute);
-        assert_eq!(model, kept);
-        assert_eq!(recomputed - kept, m.depth as f64 * want);
+        assert_eq!(Case::Sweep1t.configs().unwrap().len(), 33);
+        assert_eq!(Case::Sweep2t.threads(), Some(2));
+    }
+
+    #[test]
+    fn a_line_reads_back() {
+        let line = Line {
+            case: Case::Wide,
+            seconds: 1.5,
+            model_gflops: 2.0,
+            executed_gflops: 3.0,
+            peak_rss_mib: None,
+            threads: 2,
+            gemm_peak_gflops: 4.0,
+            gemm_peak_per_thread_min: 2.0,
+            gemm_shape: [1, 2, 3],
+            gemm_shape_gflops: 1.0,
+            diverged: 0,
+            memory: "keep".into(),
+            draw_share: 0.1,
+            metrics_share: 0.05,
+            digest: "00".into(),
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), line);
     }
 }

@@ -11,6 +11,7 @@ use crate::ffn::{self, Activation, FfnCache, FfnWeights};
 use crate::moe::{self, MoeCache, MoeWeights};
 use crate::norm::{self, second_moment, Norm, NormCache};
 use crate::real::Real;
+use crate::weight::WeightName;
 use ndarray::Array2;
 
 /// Index of a value on a [`Tape`].
@@ -19,13 +20,16 @@ pub type Node = usize;
 /// The feed-forward sublayer's weights: one network or a mixture of experts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FfnBlockWeights<T> {
+    /// One feed-forward network.
     Dense(FfnWeights<T>),
+    /// A mixture of experts.
     Moe(MoeWeights<T>),
 }
 
 /// Every weight of one block. Gradients use the same type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockWeights<T> {
+    /// The attention projections.
     pub attn: AttnWeights<T>,
     /// `None` for the attention-only controls.
     pub ffn: Option<FfnBlockWeights<T>>,
@@ -33,8 +37,8 @@ pub struct BlockWeights<T> {
 
 impl<T: Real> BlockWeights<T> {
     /// `(name, matrices)` for every weight, experts of a mixture grouped under one name.
-    pub fn named(&self) -> Vec<(&'static str, Vec<&Array2<T>>)> {
-        let mut v: Vec<(&'static str, Vec<&Array2<T>>)> = AttnWeights::<T>::NAMES
+    pub fn named(&self) -> Vec<(WeightName, Vec<&Array2<T>>)> {
+        let mut v: Vec<(WeightName, Vec<&Array2<T>>)> = AttnWeights::<T>::NAMES
             .iter()
             .zip(self.attn.each())
             .map(|(&n, m)| (n, vec![m]))
@@ -42,16 +46,17 @@ impl<T: Real> BlockWeights<T> {
         match &self.ffn {
             None => {}
             Some(FfnBlockWeights::Dense(f)) => {
-                for (suffix, m) in f.each() {
-                    v.push((ffn_name(suffix), vec![m]));
+                for (name, m) in f.each() {
+                    v.push((name, vec![m]));
                 }
             }
             Some(FfnBlockWeights::Moe(m)) => {
-                v.push(("moe.w_r", vec![&m.w_r]));
-                let first = &m.experts[0];
-                for (j, (suffix, _)) in first.each().into_iter().enumerate() {
-                    let all = m.experts.iter().map(|e| e.each()[j].1).collect();
-                    v.push((moe_name(suffix), all));
+                v.push((WeightName::MoeWr, vec![&m.w_r]));
+                if let Some(first) = m.experts.first() {
+                    for (j, (name, _)) in first.each().into_iter().enumerate() {
+                        let all = m.experts.iter().map(|e| e.each()[j].1).collect();
+                        v.push((name.in_mixture(), all));
+                    }
                 }
             }
         }
@@ -81,7 +86,7 @@ impl<T: Real> BlockWeights<T> {
     /// W_2`) are summed side by side in one loop, each sum still in its own order, so the
     /// values are those of the one-at-a-time sums while the processor overlaps their
     /// additions.
-    pub fn frobenius(&self) -> Vec<(&'static str, f64)> {
+    pub fn frobenius(&self) -> Vec<(WeightName, f64)> {
         let named = self.named();
         let mut sums = vec![f64::NAN; named.len()];
         let mut lockstep: Vec<(usize, &[T])> = Vec::new();
@@ -130,28 +135,16 @@ fn sums_of_squares4<T: Real>(s: [&[T]; 4]) -> [f64; 4] {
     acc
 }
 
-fn ffn_name(suffix: &str) -> &'static str {
-    match suffix {
-        "w_1" => "ffn.w_1",
-        "w_2" => "ffn.w_2",
-        _ => "ffn.w_g",
-    }
-}
-
-fn moe_name(suffix: &str) -> &'static str {
-    match suffix {
-        "w_1" => "moe.w_1",
-        "w_2" => "moe.w_2",
-        _ => "moe.w_g",
-    }
-}
-
 /// The model settings a block's sublayers need.
 #[derive(Clone, Copy, Debug)]
 pub struct Sublayers {
+    /// The norm `N`.
     pub norm: Norm,
+    /// Attention heads.
     pub heads: usize,
+    /// The attention mask.
     pub mask: Mask,
+    /// The feed-forward activation.
     pub act: Activation,
     /// Experts per token for a mixture feed-forward (unused for a dense one).
     pub top_k: usize,
@@ -420,11 +413,11 @@ mod tests {
 
     fn weights(placement: &str, act: &str, experts: Option<usize>) -> super::BlockWeights<f32> {
         let m = RawConfig {
-            placement: Some(placement.into()),
+            placement: Some(placement.parse().unwrap()),
             width: Some(24),
             tokens: Some(4),
             heads: Some(2),
-            act: Some(act.into()),
+            act: Some(act.parse().unwrap()),
             moe_experts: experts,
             moe_top_k: experts.map(|_| 2),
             ..Default::default()

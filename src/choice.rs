@@ -1,7 +1,9 @@
-//! Named choices (placement, norm, activation, ...) spelled as in the spec.
+//! Named choices (placement, norm, activation, weight, ...) spelled as in the spec.
 //!
-//! [`crate::choice_enum!`] defines a `Copy` enum whose CLI and JSON spelling is kebab-case, with
-//! `FromStr` errors that list the allowed values.
+//! [`crate::choice_enum!`] defines a `Copy` enum from one list of variants and spellings.
+//! That one definition gives the enum its parser and printer (`FromStr`, `Display`), its
+//! JSON form (`Serialize`, `Deserialize`), its command-line form (`clap::ValueEnum`, with
+//! the `cli` feature), and errors that name the field and list the allowed values.
 
 use crate::error::ConfigError;
 
@@ -22,7 +24,7 @@ pub trait Choice: Sized + Copy + 'static {
             .find(|v| v.name() == s)
             .ok_or_else(|| ConfigError::UnknownValue {
                 field: Self::FIELD,
-                value: s.to_string(),
+                value: crate::error::cut(s),
                 allowed: Self::allowed(),
             })
     }
@@ -34,6 +36,14 @@ pub trait Choice: Sized + Copy + 'static {
             .map(|v| v.name())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The position of this variant in [`Choice::ALL`].
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|v| v.name() == self.name())
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -80,5 +90,62 @@ macro_rules! choice_enum {
                 s.serialize_str($crate::choice::Choice::name(*self))
             }
         }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$name as $crate::choice::Choice>::parse(&s)
+                    .map_err(|e| serde::de::Error::custom(e.reason()))
+            }
+        }
+
+        #[cfg(feature = "cli")]
+        impl clap::ValueEnum for $name {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$name as $crate::choice::Choice>::ALL
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(
+                    $crate::choice::Choice::name(*self),
+                ))
+            }
+        }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::norm::Norm;
+
+    #[test]
+    fn spellings_round_trip_through_text_and_json() {
+        for &n in Norm::ALL {
+            assert_eq!(n.to_string().parse::<Norm>().unwrap(), n);
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(json, format!("\"{n}\""));
+            assert_eq!(serde_json::from_str::<Norm>(&json).unwrap(), n);
+            assert_eq!(Norm::ALL[n.index()], n);
+        }
+    }
+
+    #[test]
+    fn unknown_values_name_the_field_and_the_allowed_values() {
+        let e = "batchnorm".parse::<Norm>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "norm: unknown value 'batchnorm' (allowed: layernorm, rmsnorm)"
+        );
+        let e = serde_json::from_str::<Norm>("\"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("unknown value 'x' (allowed: layernorm, rmsnorm)"),
+            "{e}"
+        );
+        // A long value is cut in the message.
+        let long = "n".repeat(10_000);
+        let e = long.parse::<Norm>().unwrap_err().to_string();
+        assert!(e.len() < 200, "{}", e.len());
+    }
 }

@@ -9,6 +9,7 @@
 
 use crate::choice_enum;
 use crate::real::Real;
+use crate::weight::WeightName;
 use ndarray::{Array2, ArrayView2, Zip};
 
 choice_enum!(
@@ -78,18 +79,23 @@ fn sigmoid<T: Real>(u: T) -> T {
 /// Weights of one feed-forward network (one expert of a mixture).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FfnWeights<T> {
+    /// Input projection `W_1`, `d × d_ff`.
     pub w_1: Array2<T>,
+    /// Output projection `W_2`, `d_ff × d`.
     pub w_2: Array2<T>,
     /// The gate projection, `swiglu` only.
     pub w_g: Option<Array2<T>>,
 }
 
 impl<T: Real> FfnWeights<T> {
-    /// `(name suffix, matrix)` pairs: `w_1`, `w_2`, then `w_g` where present.
-    pub fn each(&self) -> Vec<(&'static str, &Array2<T>)> {
-        let mut v = vec![("w_1", &self.w_1), ("w_2", &self.w_2)];
+    /// `(name, matrix)` pairs: `W_1`, `W_2`, then `W_g` where present.
+    pub fn each(&self) -> Vec<(WeightName, &Array2<T>)> {
+        let mut v = vec![
+            (WeightName::FfnW1, &self.w_1),
+            (WeightName::FfnW2, &self.w_2),
+        ];
         if let Some(g) = &self.w_g {
-            v.push(("w_g", g));
+            v.push((WeightName::FfnWg, g));
         }
         v
     }

@@ -1,31 +1,34 @@
-//! The `spannorm` binary: see `spannorm --help`.
+//! The `spannorm` binary: a thin command line over the `spannorm` library (see
+//! `spannorm --help`). It parses, calls one library function, prints, and maps errors to exit
+//! codes: 0 on success, 1 when a check fails (or the run itself fails), 2 on bad input (a
+//! flag, a config or sweep file, a path), always with one line on stderr.
+
+mod cli;
 
 use clap::Parser;
-use spannorm::cli::{self, Cli, UsageError};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
             if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-                print!("{e}");
+                cli::out(&e.render().to_string());
                 return ExitCode::SUCCESS;
             }
-            // clap's message is several lines (usage, hints); the first says what is wrong.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first}");
+            cli::err(&cli::one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
-    let result = cli::run(&cli.command);
-    match result {
+    match cli::run(&parsed.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
+            cli::err(&format!(
+                "error: {}",
+                spannorm::error::cut_line(&format!("{e:#}"))
+            ));
+            if e.downcast_ref::<cli::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

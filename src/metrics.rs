@@ -18,20 +18,28 @@
 
 use crate::block::{BlockWeights, Probe};
 use crate::real::Real;
-use crate::stack::{Divergence, Observer};
+use crate::stack::{Divergence, Observer, Pass};
+use crate::weight::WeightName;
 use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
 
 /// The rank and correlation measures of one matrix.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Boundary {
+    /// Second moment `‖X‖_F² / (n d)`.
     pub q: f64,
+    /// Mean cosine between distinct tokens (over pairs of non-zero tokens).
     pub token_cos: f64,
+    /// `exp(H(σ / Σσ))`.
     pub eff_rank: f64,
+    /// `‖X‖_F² / ‖X‖_2²`.
     pub stable_rank: f64,
+    /// `‖X − 1 x̄ᵀ‖_F / ‖X‖_F`.
     pub rank1_residual: f64,
 }
 
-/// Measures `x` (`n × d`, `n ≥ 2`).
+/// Measures `x` (`n × d`). Quantities a matrix does not define (every measure of an empty
+/// or all-zero matrix, `token_cos` with fewer than two non-zero tokens) are NaN.
 pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
     let d = x.ncols();
     let xf = x.mapv(|v| v.f64());
@@ -39,9 +47,13 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
     let mut m = from_gram(&gram, d);
     // The distance from rank one directly, not as a difference of Gram sums: near collapse
     // that difference cancels catastrophically.
-    let mean = xf.mean_axis(Axis(0)).expect("n ≥ 1");
-    let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
-    m.rank1_residual = (centred / gram.diag().sum()).sqrt();
+    m.rank1_residual = match xf.mean_axis(Axis(0)) {
+        Some(mean) => {
+            let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
+            (centred / gram.diag().sum()).sqrt()
+        }
+        None => f64::NAN,
+    };
     m
 }
 
@@ -49,6 +61,15 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
 /// `rank1_residual² = (tr G − 1ᵀG1/n) / tr G`.
 pub fn from_gram(gram: &Array2<f64>, d: usize) -> Boundary {
     let n = gram.nrows();
+    if n == 0 || gram.ncols() != n {
+        return Boundary {
+            q: f64::NAN,
+            token_cos: f64::NAN,
+            eff_rank: f64::NAN,
+            stable_rank: f64::NAN,
+            rank1_residual: f64::NAN,
+        };
+    }
     let trace: f64 = gram.diag().sum();
     let norms: Vec<f64> = gram.diag().iter().map(|v| v.sqrt()).collect();
     let mut cos_sum = 0.0;
@@ -81,7 +102,8 @@ pub fn from_gram(gram: &Array2<f64>, d: usize) -> Boundary {
         } else {
             f64::NAN
         },
-        eff_rank: entropy.exp(),
+        // A zero matrix has no singular-value distribution.
+        eff_rank: if total > 0.0 { entropy.exp() } else { f64::NAN },
         stable_rank: trace / lmax,
         rank1_residual: ((trace - off_mean) / trace).max(0.0).sqrt(),
     }
@@ -105,7 +127,7 @@ pub fn adjacent_cos<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
 }
 
 /// An [`Observer`] that records the RMS `sqrt(‖x_i‖²/d)` of every token at every boundary
-/// (for per-token bounds such as span-outer's triangle inequality).
+/// (for per-token bounds such as span-outer's triangle inequality): `self.0[l][i]`.
 #[derive(Debug, Default)]
 pub struct TokenRms(pub Vec<Vec<f64>>);
 
@@ -122,35 +144,84 @@ impl<T: Real> Observer<T> for TokenRms {
 }
 
 /// Everything one seed measured. Vectors over boundaries have `L + 1` entries, vectors over
-/// blocks `L` entries (block `l` at index `l − 1`); entries a diverged run never reached are
-/// `None`.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// blocks `L` entries (block `l` at index `l − 1`). An entry is `None` when the run never
+/// reached it ([`SeedRecord::reached`]), or when the quantity is not defined there: a
+/// probe of a block without that part (`q_pre_norm` without a closing norm), or the
+/// `log10` of a weight gradient that is exactly zero.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeedRecord {
+    /// `q` per boundary.
     pub q: Vec<Option<f64>>,
+    /// `token_cos` per boundary.
     pub token_cos: Vec<Option<f64>>,
+    /// `eff_rank` per boundary.
     pub eff_rank: Vec<Option<f64>>,
+    /// `stable_rank` per boundary.
     pub stable_rank: Vec<Option<f64>>,
+    /// `rank1_residual` per boundary.
     pub rank1_residual: Vec<Option<f64>>,
+    /// `log10 ‖∂ℓ/∂X_l‖_F` per boundary.
     pub log10_grad: Vec<Option<f64>>,
+    /// `adj_cos` per block.
     pub adj_cos: Vec<Option<f64>>,
+    /// `q_pre_norm` per block.
     pub q_pre_norm: Vec<Option<f64>>,
+    /// Second moment of the attention output per block.
     pub branch_q_attn: Vec<Option<f64>>,
+    /// Second moment of the feed-forward output per block.
     pub branch_q_ffn: Vec<Option<f64>>,
-    /// `(weight name, log10 ‖∂ℓ/∂W‖_F per block)`.
-    pub log10_param_grad: Vec<(&'static str, Vec<Option<f64>>)>,
+    /// `(weight, log10 ‖∂ℓ/∂W‖_F per block)`.
+    pub log10_param_grad: Vec<(WeightName, Vec<Option<f64>>)>,
+    /// The loss `ℓ`.
     pub loss: Option<f64>,
+    /// Where the run stopped, if it did.
     pub diverged: Option<Divergence>,
+}
+
+/// The kinds of entry of a [`SeedRecord`], by when the run computes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Forward, per boundary `l = 0..=L` (index `l`).
+    Boundary,
+    /// Forward, per block `l = 1..=L` (index `l − 1`).
+    Block,
+    /// The loss.
+    Loss,
+    /// Backward, per boundary (`log10_grad`, index `l`).
+    Gradient,
+    /// Backward, per block (weight gradients, index `l − 1`).
+    ParamGrad,
+}
+
+impl SeedRecord {
+    /// Whether the run reached entry `index` of kind `entry` before it stopped (always, for a
+    /// run that finished). A forward failure at block `b` stops after boundary `b − 1` and
+    /// computes no gradient; a backward failure at block `b` (the gradient below it) keeps
+    /// the gradients at boundaries `b..=L` and the weight gradients of blocks `b..=L`.
+    pub fn reached(&self, entry: Entry, index: usize) -> bool {
+        let Some(d) = self.diverged else { return true };
+        let b = d.block;
+        match (d.pass, entry) {
+            (Pass::Forward, Entry::Boundary) => index < b,
+            (Pass::Forward, Entry::Block) => index + 1 < b,
+            (Pass::Forward, _) => false,
+            (Pass::Backward, Entry::Gradient) => index >= b,
+            (Pass::Backward, Entry::ParamGrad) => index + 1 >= b,
+            (Pass::Backward, _) => true,
+        }
+    }
 }
 
 /// An [`Observer`] that fills a [`SeedRecord`].
 #[derive(Debug)]
 pub struct Recorder {
+    /// What has been recorded so far.
     pub record: SeedRecord,
 }
 
 impl Recorder {
     /// A recorder for a stack of `depth` blocks whose weights have the given names.
-    pub fn new(depth: usize, weight_names: &[&'static str]) -> Self {
+    pub fn new(depth: usize, weight_names: &[WeightName]) -> Self {
         let b = vec![None; depth + 1];
         let k = vec![None; depth];
         Recorder {
@@ -215,6 +286,7 @@ impl<T: Real> Observer<T> for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::Failure;
     use ndarray::array;
 
     #[test]
@@ -235,6 +307,66 @@ mod tests {
         assert!((m.stable_rank - 1.0).abs() < 1e-12);
         assert!((m.token_cos - 1.0).abs() < 1e-15);
         assert_eq!(m.rank1_residual, 0.0);
+    }
+
+    #[test]
+    fn rank_one_residual_and_zero_tokens() {
+        // Rows (1, 0) and (0, 1): mean token (1/2, 1/2), ‖X − 1x̄ᵀ‖² = 4 · 1/4 = 1, ‖X‖² = 2.
+        let x = array![[1.0f64, 0.0], [0.0, 1.0]];
+        let m = boundary(&x);
+        assert!((m.rank1_residual - 0.5f64.sqrt()).abs() < 1e-15);
+        // The Gram route gives the same: (tr G − 1ᵀG1/n)/tr G = (2 − 1)/2.
+        let g = x.dot(&x.t());
+        assert!((from_gram(&g, 2).rank1_residual - 0.5f64.sqrt()).abs() < 1e-15);
+        // A zero token has no direction: cosines average over the other pairs only.
+        let z = array![[1.0f64, 0.0], [0.0, 0.0], [1.0, 1.0]];
+        let m = boundary(&z);
+        assert!(
+            (m.token_cos - 0.5f64.sqrt()).abs() < 1e-15,
+            "{}",
+            m.token_cos
+        );
+        // An empty matrix is NaN, not a panic.
+        let e = Array2::<f64>::zeros((0, 3));
+        assert!(boundary(&e).q.is_nan());
+    }
+
+    #[test]
+    fn token_rms_and_loss_are_recorded_exactly() {
+        let x = array![[3.0f64, 4.0], [0.0, 2.0]];
+        let mut t = TokenRms::default();
+        Observer::<f64>::boundary(&mut t, 0, &x);
+        assert_eq!(
+            t.0,
+            vec![vec![(25.0f64 / 2.0).sqrt(), (4.0f64 / 2.0).sqrt()]]
+        );
+        let mut r = Recorder::new(1, &[]);
+        Observer::<f64>::loss(&mut r, -0.25);
+        assert_eq!(r.record.loss, Some(-0.25));
+        Observer::<f64>::loss(&mut r, f64::NAN);
+        assert_eq!(r.record.loss, None);
+    }
+
+    #[test]
+    fn reach_follows_where_a_run_stopped() {
+        let mut r = Recorder::new(4, &[]).record;
+        assert!(r.reached(Entry::Gradient, 0));
+        r.diverged = Some(Divergence {
+            block: 2,
+            pass: Pass::Forward,
+            reason: Failure::NonFinite,
+        });
+        assert!(r.reached(Entry::Boundary, 1) && !r.reached(Entry::Boundary, 2));
+        assert!(r.reached(Entry::Block, 0) && !r.reached(Entry::Block, 1));
+        assert!(!r.reached(Entry::Loss, 0) && !r.reached(Entry::Gradient, 4));
+        r.diverged = Some(Divergence {
+            block: 3,
+            pass: Pass::Backward,
+            reason: Failure::Vanished,
+        });
+        assert!(r.reached(Entry::Boundary, 4) && r.reached(Entry::Loss, 0));
+        assert!(r.reached(Entry::Gradient, 3) && !r.reached(Entry::Gradient, 2));
+        assert!(r.reached(Entry::ParamGrad, 2) && !r.reached(Entry::ParamGrad, 1));
     }
 
     #[test]

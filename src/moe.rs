@@ -18,6 +18,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 pub struct MoeWeights<T> {
     /// Router, `d × E`.
     pub w_r: Array2<T>,
+    /// The experts, each a feed-forward network.
     pub experts: Vec<FfnWeights<T>>,
 }
 

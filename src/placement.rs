@@ -28,8 +28,20 @@
 
 use crate::block::BlockOps;
 use crate::choice_enum;
-use crate::config::ModelConfig;
 use crate::scale::Scale;
+
+/// What a block formula needs besides its input: where the block sits and its branch scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockCtx {
+    /// The block's index `l`, 1-based.
+    pub l: usize,
+    /// The stack's depth `L`.
+    pub depth: usize,
+    /// The branch scale `α_l`.
+    pub alpha: f64,
+    /// `span` only: feed the sublayers `N(x)` and `N(h)`.
+    pub inner_norm: bool,
+}
 
 choice_enum!(
     /// A normalization placement.
@@ -108,25 +120,25 @@ impl Placement {
         }
     }
 
-    /// Records block `l` (1-based) on `t`, from input `x`; returns the block output.
-    pub fn block<B: BlockOps>(self, t: &mut B, x: B::Node, l: usize, cfg: &ModelConfig) -> B::Node {
-        let a = cfg.scale.alpha(l, cfg.depth);
+    /// Records block `c.l` on `t`, from input `x`; returns the block output.
+    pub fn block<B: BlockOps>(self, t: &mut B, x: B::Node, c: &BlockCtx) -> B::Node {
+        let (a, l) = (c.alpha, c.l);
         match self {
             Placement::Pre => pre_block(t, x, a, 1.0),
             Placement::Lns => pre_block(t, x, a, (l as f64).powf(-0.5)),
             Placement::Post => post_block(t, x, a),
             Placement::Mix => {
-                if l <= cfg.depth / 4 {
+                if l <= c.depth / 4 {
                     post_block(t, x, a)
                 } else {
                     pre_block(t, x, a, 1.0)
                 }
             }
             Placement::Span => {
-                let u = if cfg.inner_norm { t.norm(x) } else { x };
+                let u = if c.inner_norm { t.norm(x) } else { x };
                 let at = t.attn(u);
                 let h = t.residual(x, a, at);
-                let v = if cfg.inner_norm { t.norm(h) } else { h };
+                let v = if c.inner_norm { t.norm(h) } else { h };
                 let f = t.ffn(v);
                 let o = t.residual(h, a, f);
                 t.closing_norm(o)
@@ -141,7 +153,7 @@ impl Placement {
                 t.residual(x, a, b)
             }
             Placement::Deepnorm => {
-                let w = self.residual_weight(cfg.depth);
+                let w = self.residual_weight(c.depth);
                 let at = t.attn(x);
                 let wx = t.scale(w, x);
                 let s = t.residual(wx, a, at);

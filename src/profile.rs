@@ -47,8 +47,11 @@ pub fn timed<R>(phase: Phase, f: impl FnOnce() -> R) -> R {
 /// Seconds spent in each phase so far, summed over threads.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Totals {
+    /// Drawing inputs and weights.
     pub draw: f64,
+    /// Computing the metrics.
     pub metrics: f64,
+    /// Whole seeds.
     pub seed: f64,
 }
 
@@ -99,7 +102,7 @@ mod tests {
     #[test]
     fn timing_measures_without_changing_results() {
         let cfg = RawConfig {
-            placement: Some("span".into()),
+            placement: Some("span".parse().unwrap()),
             depth: Some(4),
             width: Some(32),
             tokens: Some(8),

@@ -1,50 +1,24 @@
-//! Results on disk and on screen: the JSON document (schema 1), long-format CSV, the
-//! compact stdout table, and atomic file writes.
-//!
-//! # JSON schema 1
-//! `{"schema": 1, "crate": "spannorm", "version": …, "results": [RunResult, …]}`, one
-//! [`RunResult`] per configuration; see `analysis/schema.md` for every field.
+//! Results as text: the JSON document ([`crate::result::Document`]), long-format CSV, and
+//! the compact stdout table.
 
+use crate::config::Field;
 use crate::error::OutputError;
-use crate::simulate::RunResult;
+use crate::result::{Document, RunResult};
 use crate::summary::Series;
-use serde::Serialize;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-
-/// Version of the JSON layout; bumped on any incompatible change.
-pub const SCHEMA: u32 = 1;
-
-/// The whole JSON document.
-#[derive(Serialize)]
-pub struct Document<'a> {
-    pub schema: u32,
-    #[serde(rename = "crate")]
-    pub crate_name: &'static str,
-    pub version: &'static str,
-    /// [`crate::simulate::ENGINE`]: which revision of the simulation produced the numbers.
-    pub engine: u32,
-    pub results: &'a [RunResult],
-}
 
 /// Output format of result files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// The JSON document (schema 1).
     Json,
+    /// Long-format CSV.
     Csv,
 }
 
 /// The JSON document for `results`, pretty-printed.
 pub fn to_json(results: &[RunResult]) -> Result<String, OutputError> {
-    let doc = Document {
-        schema: SCHEMA,
-        crate_name: env!("CARGO_PKG_NAME"),
-        version: env!("CARGO_PKG_VERSION"),
-        engine: crate::simulate::ENGINE,
-        results,
-    };
-    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+    Document::new(results.to_vec()).to_json()
 }
 
 /// Long-format CSV: `run,placement,scale,metric,l,mean,lo,hi,n`, one row per metric and
@@ -53,8 +27,8 @@ pub fn to_csv(results: &[RunResult]) -> String {
     let mut out = String::from("run,placement,scale,metric,l,mean,lo,hi,n\n");
     let cell = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
     for (i, r) in results.iter().enumerate() {
-        let p = r.config.placement.as_deref().unwrap_or_default();
-        let s = r.config.scale.as_deref().unwrap_or_default();
+        let p = r.config.text(Field::Placement).unwrap_or_default();
+        let s = r.config.text(Field::Scale).unwrap_or_default();
         let mut emit = |metric: &str, ls: &[Option<usize>], series: &Series| {
             for (k, l) in ls.iter().enumerate() {
                 let _ = writeln!(
@@ -112,16 +86,17 @@ pub fn subsample(depth: usize) -> Vec<usize> {
 /// A compact table of one result: `l, q, log10 grad, adj_cos, token_cos, eff_rank`.
 pub fn table(r: &RunResult) -> String {
     let c = &r.config;
+    let t = |f: Field| c.text(f).unwrap_or_default();
     let mut out = format!(
         "{} (scale {}, norm {}, L={}, d={}, n={}, {} seeds, {})\n",
-        c.placement.as_deref().unwrap_or_default(),
-        c.scale.as_deref().unwrap_or_default(),
-        c.norm.as_deref().unwrap_or_default(),
+        t(Field::Placement),
+        t(Field::Scale),
+        t(Field::Norm),
         c.depth.unwrap_or_default(),
         c.width.unwrap_or_default(),
         c.tokens.unwrap_or_default(),
         c.seeds.unwrap_or_default(),
-        c.precision.as_deref().unwrap_or_default(),
+        t(Field::Precision),
     );
     let _ = writeln!(
         out,
@@ -153,57 +128,4 @@ pub fn table(r: &RunResult) -> String {
         let _ = writeln!(out, "{d}");
     }
     out
-}
-
-/// A file written in full or not at all: bytes go to a temporary file in the target's
-/// folder, renamed over the target only by [`AtomicFile::commit`].
-pub struct AtomicFile {
-    tmp: tempfile::NamedTempFile,
-    path: PathBuf,
-}
-
-impl AtomicFile {
-    /// Checks now that `path` can be written (so a long run does not fail at the end).
-    pub fn create(path: &Path) -> Result<Self, OutputError> {
-        let io = |source| OutputError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if path.is_dir() {
-            return Err(io(std::io::Error::other("it is a directory")));
-        }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".spannorm-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?;
-        Ok(AtomicFile {
-            tmp,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Writes `bytes` and renames the file into place.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<(), OutputError> {
-        let path = self.path.clone();
-        let io = |source| OutputError::Io {
-            path: path.clone(),
-            source,
-        };
-        self.tmp.write_all(bytes).map_err(io)?;
-        self.tmp.as_file().sync_all().map_err(io)?;
-        // Temporary files are created private (0600); results are ordinary files.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let perms = std::fs::Permissions::from_mode(0o644);
-            self.tmp.as_file().set_permissions(perms).map_err(io)?;
-        }
-        self.tmp.persist(&self.path).map_err(|e| io(e.error))?;
-        Ok(())
-    }
 }

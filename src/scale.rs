@@ -84,7 +84,7 @@ impl FromStr for Scale {
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         let unknown = || ConfigError::UnknownValue {
             field: "scale",
-            value: s.to_string(),
+            value: crate::error::cut(s),
             allowed: Scale::allowed().to_string(),
         };
         if let Some(c) = s.strip_prefix("const:") {
@@ -95,7 +95,8 @@ impl FromStr for Scale {
                     format!("const:{c} is not allowed (the constant must be finite and >= 0)"),
                 ));
             }
-            return Ok(Scale::Const(c));
+            // `+ 0.0` turns `-0.0` into `0.0`: one value, one spelling.
+            return Ok(Scale::Const(c + 0.0));
         }
         Scale::NAMED
             .into_iter()
@@ -113,7 +114,8 @@ impl Serialize for Scale {
 impl<'de> Deserialize<'de> for Scale {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        s.parse()
+            .map_err(|e: ConfigError| serde::de::Error::custom(e.reason()))
     }
 }
 
@@ -148,5 +150,17 @@ mod tests {
         assert!("const:inf".parse::<Scale>().is_err());
         assert!("const:NaN".parse::<Scale>().is_err());
         assert!("cubic".parse::<Scale>().is_err());
+        // Zero is allowed (it switches the branches off), and has one spelling.
+        assert_eq!("const:0".parse::<Scale>().unwrap(), Scale::Const(0.0));
+        assert_eq!(
+            "const:-0.0".parse::<Scale>().unwrap().to_string(),
+            "const:0.0"
+        );
+        let e = "cubic".parse::<Scale>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "scale: unknown value 'cubic' (allowed: none, sqrt-depth, depth, quarter-depth, \
+             sqrt-layer, const:c with finite c >= 0)"
+        );
     }
 }

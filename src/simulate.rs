@@ -4,15 +4,16 @@
 //! seed is computed by one thread from its own random streams and the summaries are formed
 //! in seed order, so results are identical for any thread count.
 
-use crate::config::{ModelConfig, Precision, RawConfig, SimConfig};
-use crate::ffn::Activation;
-use crate::metrics::{Recorder, SeedRecord};
+use crate::config::{Precision, SimConfig};
+use crate::cost;
+use crate::error::ConfigError;
+use crate::metrics::{Entry, Recorder, SeedRecord};
 use crate::profile::{self, Phase, Timed};
 use crate::real::Real;
-use crate::stack::{self, Memory, Pass};
-use crate::summary::Series;
+use crate::result::{Blocks, Boundaries, BranchQ, RunResult, SeedDivergence, Source};
+use crate::stack::{self, Failure, Memory};
+use crate::summary::{Reason, Sample, Series};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Revision of the simulation's numbers. Bump it with any change that alters a simulated
@@ -89,107 +90,6 @@ fn mem_total_bytes() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
-/// A seed whose run hit a non-finite value.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct SeedDivergence {
-    /// Seed index (`0..seeds`).
-    pub seed: usize,
-    pub block: usize,
-    pub pass: Pass,
-}
-
-impl std::fmt::Display for SeedDivergence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pass = match self.pass {
-            Pass::Forward => "forward",
-            Pass::Backward => "backward",
-        };
-        write!(
-            f,
-            "seed {} diverged at block {} ({pass})",
-            self.seed, self.block
-        )
-    }
-}
-
-/// Metrics at block boundaries `l = 0..L`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Boundaries {
-    pub l: Vec<usize>,
-    pub q: Series,
-    pub log10_grad: Series,
-    /// `‖∂ℓ/∂X_l‖_F`, mean of the linear values (can underflow to 0 where `log10_grad`
-    /// cannot).
-    pub grad: Series,
-    pub token_cos: Series,
-    pub eff_rank: Series,
-    pub stable_rank: Series,
-    pub rank1_residual: Series,
-}
-
-/// Second moments of the sublayer outputs, per block.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BranchQ {
-    pub attn: Series,
-    pub ffn: Series,
-}
-
-/// Metrics per block `l = 1..L`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Blocks {
-    pub l: Vec<usize>,
-    /// The branch scale `α_l` of each block.
-    pub alpha: Vec<f64>,
-    pub adj_cos: Series,
-    pub q_pre_norm: Series,
-    pub branch_q: BranchQ,
-    pub log10_param_grad: BTreeMap<&'static str, Series>,
-    pub param_grad: BTreeMap<&'static str, Series>,
-}
-
-/// Where a result's numbers come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    /// Measured on simulated stacks, summarized over seeds.
-    Simulation,
-    /// Predicted by mean-field theory (no seeds: `lo`, `hi` null, `n` 0).
-    Theory,
-}
-
-/// One configuration's results, summarized over its seeds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunResult {
-    pub source: Source,
-    /// The resolved configuration, every default explicit.
-    pub config: RawConfig,
-    pub diverged: Vec<SeedDivergence>,
-    /// The loss `ℓ` (one value per seed, summarized).
-    pub loss: Series,
-    pub boundaries: Boundaries,
-    pub blocks: Blocks,
-}
-
-/// The weight names of a block, in the order of [`crate::block::BlockWeights::named`].
-pub fn weight_names(cfg: &ModelConfig) -> Vec<&'static str> {
-    let mut v = vec!["attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o"];
-    if cfg.placement.has_ffn() {
-        let gated = cfg.act == Activation::Swiglu;
-        match cfg.moe {
-            None => v.extend(["ffn.w_1", "ffn.w_2"]),
-            Some(_) => v.extend(["moe.w_r", "moe.w_1", "moe.w_2"]),
-        }
-        if gated {
-            v.push(if cfg.moe.is_some() {
-                "moe.w_g"
-            } else {
-                "ffn.w_g"
-            });
-        }
-    }
-    v
-}
-
 /// Runs seed `seed` (an index in `0..cfg.seeds`) of `cfg`.
 pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
     run_seed_with(cfg, seed, false)
@@ -207,7 +107,7 @@ pub fn run_seed_with(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord
 fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
     profile::timed(Phase::Seed, || {
         let m = &cfg.model;
-        let mut rec = Recorder::new(m.depth, &weight_names(m));
+        let mut rec = Recorder::new(m.depth, &m.weight_names());
         let inputs = profile::timed(Phase::Draw, || stack::inputs::<T>(m, cfg.seed, seed as u64));
         let weights = |l| {
             profile::timed(Phase::Draw, || {
@@ -236,48 +136,166 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
 pub fn memory_for(cfg: &SimConfig) -> Memory {
     let over = rayon::current_num_threads() as f64 / cores() as f64;
     let budget = keep_bytes_per_core() / over.max(1.0);
-    Memory::within(&cfg.model, cfg.precision.bytes(), budget)
+    cost::memory_mode(cfg, budget)
 }
 
-/// Runs every seed of every configuration, calling `progress` after each seed.
-pub fn simulate(cfgs: &[SimConfig], progress: &(dyn Fn() + Sync)) -> Vec<RunResult> {
-    let jobs: Vec<(usize, usize)> = cfgs
-        .iter()
+/// Runs every `(config index, seed index)` pair of `jobs` on the current rayon pool and
+/// hands each finished seed's record to `done`, on the worker thread that ran it, as soon
+/// as it is finished. This is the one place seeds fan out, for `simulate`, `sweep` and
+/// `check` alike. With at least twice as many worker threads as pairs, each seed draws its
+/// weights on a thread of its own while it computes ([`stack::run_prefetched`]); records do
+/// not depend on it, nor on the thread count. Stops at the first error `done` returns.
+pub fn run_jobs<E: Send>(
+    cfgs: &[SimConfig],
+    jobs: &[(usize, usize)],
+    done: &(dyn Fn(usize, usize, SeedRecord) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let prefetch = 2 * jobs.len() <= rayon::current_num_threads();
+    jobs.par_iter().try_for_each(|&(c, s)| {
+        let rec = run_seed_with(&cfgs[c], s, prefetch);
+        done(c, s, rec)
+    })
+}
+
+/// Every `(config index, seed index)` pair of `cfgs`, config by config.
+pub fn all_jobs(cfgs: &[SimConfig]) -> Vec<(usize, usize)> {
+    cfgs.iter()
         .enumerate()
         .flat_map(|(c, cfg)| (0..cfg.seeds).map(move |s| (c, s)))
-        .collect();
-    // With at least twice as many worker threads as seeds, each seed draws its weights on a
-    // thread of its own while it computes.
-    let prefetch = 2 * jobs.len() <= rayon::current_num_threads();
-    let records: Vec<SeedRecord> = jobs
-        .par_iter()
-        .map(|&(c, s)| {
-            let r = run_seed_with(&cfgs[c], s, prefetch);
-            progress();
-            r
-        })
-        .collect();
-    let mut it = records.into_iter();
-    cfgs.iter()
-        .map(|cfg| summarize(cfg, it.by_ref().take(cfg.seeds).collect()))
         .collect()
 }
 
-/// Summarizes the seed records of one configuration.
-pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>) -> RunResult {
-    let m = &cfg.model;
-    let col = |f: fn(&SeedRecord) -> &Vec<Option<f64>>| {
-        Series::over_seeds(seeds.iter().map(|s| f(s).as_slice()))
+/// How [`simulate`] runs.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// Keep every seed's own values in the results ([`RunResult::per_seed`]).
+    pub per_seed: bool,
+    /// Called after each seed.
+    pub progress: &'a (dyn Fn() + Sync),
+}
+
+fn nothing() {}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            per_seed: false,
+            progress: &nothing,
+        }
+    }
+}
+
+/// Runs every seed of every configuration and summarizes each configuration over its
+/// seeds, in the order of `cfgs`. An error (before anything runs) when a configuration
+/// would not fit in memory ([`cost::check_fits`]).
+pub fn simulate(cfgs: &[SimConfig], opts: &Options) -> Result<Vec<RunResult>, ConfigError> {
+    for c in cfgs {
+        cost::check_fits(c)?;
+    }
+    let slots: Vec<Vec<std::sync::Mutex<Option<SeedRecord>>>> = cfgs
+        .iter()
+        .map(|c| (0..c.seeds).map(|_| Default::default()).collect())
+        .collect();
+    let done = |c: usize, s: usize, rec: SeedRecord| -> Result<(), std::convert::Infallible> {
+        *slots[c][s].lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
+        (opts.progress)();
+        Ok(())
     };
-    let loss: Vec<[Option<f64>; 1]> = seeds.iter().map(|s| [s.loss]).collect();
-    let names = weight_names(m);
+    let Ok(()) = run_jobs(cfgs, &all_jobs(cfgs), &done);
+    Ok(cfgs
+        .iter()
+        .zip(slots)
+        .map(|(cfg, slot)| {
+            let seeds = slot
+                .into_iter()
+                .map(|m| {
+                    m.into_inner()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or_default()
+                })
+                .collect();
+            summarize(cfg, seeds, opts.per_seed)
+        })
+        .collect())
+}
+
+/// One seed column of a record series: its values, and for each `None` the reason (the
+/// run stopped before it, or `reached` — the quantity is not defined there).
+fn column(
+    rec: &SeedRecord,
+    entry: Entry,
+    values: &[Option<f64>],
+    reached: Reason,
+    f: impl Fn(f64) -> f64,
+) -> Vec<Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Some(x) => Sample::Value(f(*x)),
+            None if !rec.reached(entry, i) => Sample::Missing(match rec.diverged {
+                Some(d) if d.reason == Failure::Vanished => Reason::Vanished,
+                _ => Reason::Diverged,
+            }),
+            None => Sample::Missing(reached),
+        })
+        .collect()
+}
+
+/// Summarizes the seed records of one configuration (keeping them when `per_seed`).
+pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>, per_seed: bool) -> RunResult {
+    let m = &cfg.model;
+    let series = |entry: Entry, reached: Reason, f: fn(&SeedRecord) -> &Vec<Option<f64>>| {
+        let cols: Vec<Vec<Sample>> = seeds
+            .iter()
+            .map(|s| column(s, entry, f(s), reached, |v| v))
+            .collect();
+        Series::summarize(&cols)
+    };
+    let linear = |cols: Vec<Vec<Sample>>| {
+        // 10^log10: an exactly-zero quantity is 0 in linear terms, and a value beyond f64 is
+        // an overflow (counted by the summary, never written as infinity).
+        let cols: Vec<Vec<Sample>> = cols
+            .into_iter()
+            .map(|c| {
+                c.into_iter()
+                    .map(|v| match v {
+                        Sample::Value(x) => Sample::Value(10f64.powf(x)),
+                        Sample::Missing(Reason::Zero) => Sample::Value(0.0),
+                        other => other,
+                    })
+                    .collect()
+            })
+            .collect();
+        Series::summarize(&cols)
+    };
+    let names = m.weight_names();
     let mut log10_param_grad = BTreeMap::new();
     let mut param_grad = BTreeMap::new();
     for (j, name) in names.iter().enumerate() {
-        let per_seed = || seeds.iter().map(|s| s.log10_param_grad[j].1.as_slice());
-        log10_param_grad.insert(*name, Series::over_seeds(per_seed()));
-        param_grad.insert(*name, Series::over_seeds_map(per_seed(), |v| 10f64.powf(v)));
+        let cols: Vec<Vec<Sample>> = seeds
+            .iter()
+            .map(|s| {
+                column(
+                    s,
+                    Entry::ParamGrad,
+                    &s.log10_param_grad[j].1,
+                    Reason::Zero,
+                    |v| v,
+                )
+            })
+            .collect();
+        log10_param_grad.insert(*name, Series::summarize(&cols));
+        param_grad.insert(*name, linear(cols));
     }
+    let grad_cols: Vec<Vec<Sample>> = seeds
+        .iter()
+        .map(|s| column(s, Entry::Gradient, &s.log10_grad, Reason::Undefined, |v| v))
+        .collect();
+    let loss_cols: Vec<Vec<Sample>> = seeds
+        .iter()
+        .map(|s| column(s, Entry::Loss, &[s.loss], Reason::Undefined, |v| v))
+        .collect();
     RunResult {
         source: Source::Simulation,
         config: cfg.to_raw(),
@@ -289,34 +307,34 @@ pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>) -> RunResult {
                     seed: i,
                     block: d.block,
                     pass: d.pass,
+                    reason: d.reason,
                 })
             })
             .collect(),
-        loss: Series::over_seeds(loss.iter().map(|v| v.as_slice())),
+        loss: Series::summarize(&loss_cols),
         boundaries: Boundaries {
             l: (0..=m.depth).collect(),
-            q: col(|s| &s.q),
-            log10_grad: col(|s| &s.log10_grad),
-            grad: Series::over_seeds_map(seeds.iter().map(|s| s.log10_grad.as_slice()), |v| {
-                10f64.powf(v)
-            }),
-            token_cos: col(|s| &s.token_cos),
-            eff_rank: col(|s| &s.eff_rank),
-            stable_rank: col(|s| &s.stable_rank),
-            rank1_residual: col(|s| &s.rank1_residual),
+            q: series(Entry::Boundary, Reason::Undefined, |s| &s.q),
+            log10_grad: Series::summarize(&grad_cols),
+            grad: linear(grad_cols),
+            token_cos: series(Entry::Boundary, Reason::Undefined, |s| &s.token_cos),
+            eff_rank: series(Entry::Boundary, Reason::Undefined, |s| &s.eff_rank),
+            stable_rank: series(Entry::Boundary, Reason::Undefined, |s| &s.stable_rank),
+            rank1_residual: series(Entry::Boundary, Reason::Undefined, |s| &s.rank1_residual),
         },
         blocks: Blocks {
             l: (1..=m.depth).collect(),
             alpha: (1..=m.depth).map(|l| m.scale.alpha(l, m.depth)).collect(),
-            adj_cos: col(|s| &s.adj_cos),
-            q_pre_norm: col(|s| &s.q_pre_norm),
+            adj_cos: series(Entry::Block, Reason::Undefined, |s| &s.adj_cos),
+            q_pre_norm: series(Entry::Block, Reason::Undefined, |s| &s.q_pre_norm),
             branch_q: BranchQ {
-                attn: col(|s| &s.branch_q_attn),
-                ffn: col(|s| &s.branch_q_ffn),
+                attn: series(Entry::Block, Reason::Undefined, |s| &s.branch_q_attn),
+                ffn: series(Entry::Block, Reason::Undefined, |s| &s.branch_q_ffn),
             },
             log10_param_grad,
             param_grad,
         },
+        per_seed: per_seed.then_some(seeds),
     }
 }
 

@@ -92,16 +92,42 @@ fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut Stream, beta: f64) -> FfnWe
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pass {
+    /// The forward pass (block outputs and their probes).
     Forward,
+    /// The backward pass (gradients).
     Backward,
 }
 
-/// A non-finite value: in the output of block `block` (forward), or in `∂ℓ/∂X_{block-1}`
+/// Why a run stopped early.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// A value overflowed or became NaN.
+    #[default]
+    NonFinite,
+    /// The signal underflowed to exactly zero: a token of a block output, or the whole
+    /// gradient, is exactly 0, so no direction (cosine, rank, log-norm) is defined.
+    Vanished,
+}
+
+impl Failure {
+    /// Whether this is [`Failure::NonFinite`] (the default, not written in result files).
+    pub fn is_non_finite(&self) -> bool {
+        *self == Failure::NonFinite
+    }
+}
+
+/// A run that stopped: in the output of block `block` (forward), or in `∂ℓ/∂X_{block-1}`
 /// (backward through block `block`; `block = L + 1` means the loss gradient itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Divergence {
+    /// The block whose output (or input gradient) failed.
     pub block: usize,
+    /// The pass that found it.
     pub pass: Pass,
+    /// What failed.
+    #[serde(default, skip_serializing_if = "Failure::is_non_finite")]
+    pub reason: Failure,
 }
 
 /// Receives what a run computes, as it computes it.
@@ -133,10 +159,15 @@ fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
     x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
 }
 
-/// Whether every entry and the `f64` second moment are finite: a block output whose square
-/// overflows would make every metric of it infinite, so it counts as diverged too.
-fn all_finite<T: Real>(x: &Array2<T>) -> bool {
-    frobenius(x).is_finite()
+/// What is wrong with a block output, if anything: a non-finite entry, or an `f64` second
+/// moment that overflows (every metric of it would be infinite), counts as non-finite; a
+/// token that is exactly zero (its direction undefined) as vanished.
+fn output_failure<T: Real>(x: &Array2<T>) -> Option<Failure> {
+    if !frobenius(x).is_finite() {
+        return Some(Failure::NonFinite);
+    }
+    let zero_token = x.rows().into_iter().any(|r| r.iter().all(|v| v.is_zero()));
+    zero_token.then_some(Failure::Vanished)
 }
 
 /// How a run trades memory for time; results are bit-identical either way.
@@ -148,18 +179,6 @@ pub enum Memory {
     /// Keep only the block boundaries; draw each block's weights again and recompute its
     /// intermediates in the backward pass: memory flat in depth, one extra forward pass.
     Recompute,
-}
-
-impl Memory {
-    /// `Keep` when a seed's weights and intermediates fit in `budget_bytes`.
-    pub fn within(cfg: &ModelConfig, bytes_per_value: usize, budget_bytes: f64) -> Memory {
-        let per_block = cfg.params_per_block() as f64 + cfg.tape_values_per_block();
-        if cfg.depth as f64 * per_block * bytes_per_value as f64 <= budget_bytes {
-            Memory::Keep
-        } else {
-            Memory::Recompute
-        }
-    }
 }
 
 /// Runs the stack forward and backward on `inputs`, with block `l`'s weights from
@@ -205,10 +224,16 @@ where
         let probes_finite = [probe.attn_q, probe.ffn_q, probe.q_pre_norm]
             .iter()
             .all(|v| v.is_none_or(f64::is_finite));
-        if !(probes_finite && all_finite(&y)) {
+        let failure = if probes_finite {
+            output_failure(&y)
+        } else {
+            Some(Failure::NonFinite)
+        };
+        if let Some(reason) = failure {
             return Err(Divergence {
                 block: l,
                 pass: Pass::Forward,
+                reason,
             });
         }
         obs.block(l, &xs[l - 1], &y, probe);
@@ -237,6 +262,11 @@ where
             return Err(Divergence {
                 block: l + 1,
                 pass: Pass::Backward,
+                reason: if n == 0.0 {
+                    Failure::Vanished
+                } else {
+                    Failure::NonFinite
+                },
             });
         }
         let inv = T::of(1.0 / n);
@@ -336,7 +366,7 @@ fn forward_block<'w, T: Real>(
     l: usize,
 ) -> (Tape<'w, T>, Node) {
     let (mut tape, input) = Tape::new(sublayers(cfg), w, x);
-    let out = cfg.placement.block(&mut tape, input, l, cfg);
+    let out = cfg.placement.block(&mut tape, input, &cfg.block_ctx(l));
     (tape, out)
 }
 

@@ -6,13 +6,13 @@ use spannorm::simulate::simulate;
 
 fn run(threads: usize, precision: &str) -> String {
     let cfgs = RawConfig {
-        placement: Some("all".into()),
+        placement: Some("all".parse().unwrap()),
         depth: Some(4),
         width: Some(16),
         tokens: Some(8),
         heads: Some(2),
         seeds: Some(3),
-        precision: Some(precision.into()),
+        precision: Some(precision.parse().unwrap()),
         ..Default::default()
     }
     .resolve()
@@ -21,7 +21,7 @@ fn run(threads: usize, precision: &str) -> String {
         .num_threads(threads)
         .build()
         .unwrap();
-    let results = pool.install(|| simulate(&cfgs, &|| {}));
+    let results = pool.install(|| simulate(&cfgs, &Default::default()).unwrap());
     report::to_json(&results).unwrap()
 }
 
@@ -39,11 +39,10 @@ fn same_bytes_at_one_and_two_threads_and_twice() {
 #[test]
 fn keeping_or_recomputing_intermediates_gives_identical_records() {
     use spannorm::metrics::Recorder;
-    use spannorm::simulate::weight_names;
     use spannorm::stack::{self, Memory};
     for placement in ["span", "post", "mix"] {
         let cfg = RawConfig {
-            placement: Some(placement.into()),
+            placement: Some(placement.parse().unwrap()),
             depth: Some(6),
             width: Some(16),
             tokens: Some(8),
@@ -54,9 +53,10 @@ fn keeping_or_recomputing_intermediates_gives_identical_records() {
         .resolve()
         .unwrap()
         .remove(0)
-        .model;
+        .model()
+        .clone();
         let record = |memory, prefetch: bool| {
-            let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
+            let mut rec = Recorder::new(cfg.depth(), &cfg.weight_names());
             let inputs = stack::inputs::<f64>(&cfg, 5, 2);
             let weights = |l| stack::block_weights(&cfg, 5, 2, l);
             if prefetch {
@@ -80,13 +80,13 @@ fn keeping_or_recomputing_intermediates_gives_identical_records() {
 #[test]
 fn theory_predictions_do_not_depend_on_threads() {
     let c = RawConfig {
-        placement: Some("pre".into()),
+        placement: Some("pre".parse().unwrap()),
         depth: Some(3),
         width: Some(64),
         tokens: Some(8),
         heads: Some(2),
-        init: Some("fan-in".into()),
-        mask: Some("causal".into()),
+        init: Some("fan-in".parse().unwrap()),
+        mask: Some("causal".parse().unwrap()),
         ..Default::default()
     }
     .resolve()
@@ -109,12 +109,11 @@ fn theory_predictions_do_not_depend_on_threads() {
 #[test]
 fn drawing_ahead_stops_with_a_diverging_run() {
     use spannorm::metrics::Recorder;
-    use spannorm::simulate::weight_names;
     use spannorm::stack::{self, Memory};
     // Block 1 outputs entries near 1e200 whose square overflows: diverged at block 1.
     let cfg = RawConfig {
-        placement: Some("attn-skip".into()),
-        scale: Some("const:1e200".into()),
+        placement: Some("attn-skip".parse().unwrap()),
+        scale: Some("const:1e200".parse().unwrap()),
         depth: Some(40),
         width: Some(16),
         tokens: Some(4),
@@ -124,10 +123,11 @@ fn drawing_ahead_stops_with_a_diverging_run() {
     .resolve()
     .unwrap()
     .remove(0)
-    .model;
+    .model()
+    .clone();
     for memory in [Memory::Recompute, Memory::Keep] {
         let record = |prefetch: bool| {
-            let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
+            let mut rec = Recorder::new(cfg.depth(), &cfg.weight_names());
             let inputs = stack::inputs::<f64>(&cfg, 1, 0);
             let weights = |l| stack::block_weights(&cfg, 1, 0, l);
             let outcome = if prefetch {

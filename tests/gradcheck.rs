@@ -190,7 +190,7 @@ fn mixture_of_experts() {
 
 fn small(placement: &str, extra: impl FnOnce(&mut RawConfig)) -> ModelConfig {
     let mut raw = RawConfig {
-        placement: Some(placement.into()),
+        placement: Some(placement.parse().unwrap()),
         depth: Some(2),
         width: Some(8),
         tokens: Some(5),
@@ -200,14 +200,14 @@ fn small(placement: &str, extra: impl FnOnce(&mut RawConfig)) -> ModelConfig {
         ..Default::default()
     };
     extra(&mut raw);
-    raw.resolve().unwrap().remove(0).model
+    raw.resolve().unwrap().remove(0).model().clone()
 }
 
 /// A 2-block stack: `∂ℓ/∂X_0` and every weight of every block against differences of the
 /// engine's own loss.
 fn check_stack(cfg: &ModelConfig) {
     let inputs = stack::inputs::<f64>(cfg, 3, 1);
-    let mut weights: Vec<BlockWeights<f64>> = (1..=cfg.depth)
+    let mut weights: Vec<BlockWeights<f64>> = (1..=cfg.depth())
         .map(|l| stack::block_weights(cfg, 3, 1, l))
         .collect();
     let (gx0, gw) = stack::gradients(cfg, &weights, &inputs).expect("no divergence");
@@ -217,7 +217,7 @@ fn check_stack(cfg: &ModelConfig) {
         i.x0 = x.clone();
         stack::loss(cfg, &weights, &i)
     });
-    assert!(e < TOL, "{}: input {e:e}", cfg.placement);
+    assert!(e < TOL, "{}: input {e:e}", cfg.placement());
     for b in 0..weights.len() {
         let grads: Vec<Array2<f64>> = gw[b]
             .clone()
@@ -239,7 +239,7 @@ fn check_stack(cfg: &ModelConfig) {
                     before,
                     after,
                     "{}: block {} matrix {k}",
-                    cfg.placement,
+                    cfg.placement(),
                     b + 1
                 );
                 m.mapv_inplace(|v| v - 1e-3);
@@ -253,7 +253,7 @@ fn check_stack(cfg: &ModelConfig) {
             assert!(
                 err < TOL,
                 "{}: block {} matrix {k}: {err:e}",
-                cfg.placement,
+                cfg.placement(),
                 b + 1
             );
         }
@@ -270,14 +270,22 @@ fn every_placement_two_blocks() {
 #[test]
 fn stack_variants() {
     check_stack(&small("span", |r| r.inner_norm = Some(true)));
-    check_stack(&small("span", |r| r.scale = Some("const:0.7".into())));
-    check_stack(&small("pre", |r| r.norm = Some("rmsnorm".into())));
-    check_stack(&small("post", |r| r.mask = Some("causal".into())));
-    check_stack(&small("pre", |r| r.act = Some("swiglu".into())));
-    check_stack(&small("span-outer", |r| r.act = Some("gelu".into())));
-    check_stack(&small("post", |r| r.init = Some("zero-query".into())));
-    check_stack(&small("pre", |r| r.init = Some("xavier".into())));
-    check_stack(&small("lns", |r| r.scale = Some("sqrt-layer".into())));
+    check_stack(&small("span", |r| {
+        r.scale = Some("const:0.7".parse().unwrap())
+    }));
+    check_stack(&small("pre", |r| r.norm = Some("rmsnorm".parse().unwrap())));
+    check_stack(&small("post", |r| r.mask = Some("causal".parse().unwrap())));
+    check_stack(&small("pre", |r| r.act = Some("swiglu".parse().unwrap())));
+    check_stack(&small("span-outer", |r| {
+        r.act = Some("gelu".parse().unwrap())
+    }));
+    check_stack(&small("post", |r| {
+        r.init = Some("zero-query".parse().unwrap())
+    }));
+    check_stack(&small("pre", |r| r.init = Some("xavier".parse().unwrap())));
+    check_stack(&small("lns", |r| {
+        r.scale = Some("sqrt-layer".parse().unwrap())
+    }));
     check_stack(&small("pre", |r| {
         r.moe_experts = Some(3);
         r.moe_top_k = Some(2);
@@ -285,7 +293,7 @@ fn stack_variants() {
     check_stack(&small("span", |r| {
         r.moe_experts = Some(4);
         r.moe_top_k = Some(1);
-        r.act = Some("swiglu".into());
+        r.act = Some("swiglu".parse().unwrap());
     }));
 }
 

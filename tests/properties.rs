@@ -8,7 +8,7 @@ use spannorm::stack;
 
 fn raw(placement: &str) -> RawConfig {
     RawConfig {
-        placement: Some(placement.into()),
+        placement: Some(placement.parse().unwrap()),
         depth: Some(24),
         width: Some(32),
         tokens: Some(8),
@@ -24,7 +24,7 @@ fn post_blocks_output_unit_second_moment() {
     // 0 ≤ 1 − q = mean_i eps/(v_i + eps) ≤ eps / min_i v_i. The bound 1e3 · eps below only
     // needs every token of the pre-norm sum to have variance ≥ 1e-3 (they are O(1)).
     for p in ["post", "deepnorm", "b2t", "span"] {
-        let r = &simulate(&raw(p).resolve().unwrap(), &|| {})[0];
+        let r = &simulate(&raw(p).resolve().unwrap(), &Default::default()).unwrap()[0];
         for l in 1..=24 {
             let q = r.boundaries.q.mean[l].unwrap();
             assert!(
@@ -49,7 +49,7 @@ fn pre_without_scaling_grows() {
     r.tokens = Some(16);
     r.depth = Some(16);
     r.seeds = Some(4);
-    let r = &simulate(&r.resolve().unwrap(), &|| {})[0];
+    let r = &simulate(&r.resolve().unwrap(), &Default::default()).unwrap()[0];
     let q: Vec<f64> = r.boundaries.q.mean.iter().map(|v| v.unwrap()).collect();
     for l in 1..q.len() {
         assert!(
@@ -66,9 +66,9 @@ fn span_outer_obeys_the_triangle_inequality_per_token() {
     for scale in ["sqrt-depth", "none", "sqrt-layer", "const:0.3"] {
         for norm in ["layernorm", "rmsnorm"] {
             let mut r = raw("span-outer");
-            r.scale = Some(scale.into());
-            r.norm = Some(norm.into());
-            let cfg: ModelConfig = r.resolve().unwrap().remove(0).model;
+            r.scale = Some(scale.parse().unwrap());
+            r.norm = Some(norm.parse().unwrap());
+            let cfg: ModelConfig = r.resolve().unwrap().remove(0).model().clone();
             for seed in 0..3 {
                 let mut obs = TokenRms::default();
                 let inputs = stack::inputs::<f64>(&cfg, 0, seed);
@@ -81,8 +81,8 @@ fn span_outer_obeys_the_triangle_inequality_per_token() {
                 )
                 .unwrap();
                 let mut budget = 0.0;
-                for l in 1..=cfg.depth {
-                    budget += cfg.scale.alpha(l, cfg.depth);
+                for l in 1..=cfg.depth() {
+                    budget += cfg.scale().alpha(l, cfg.depth());
                     for (i, rms) in obs.0[l].iter().enumerate() {
                         // RMS(N(·)) ≤ 1 exactly; the sum adds rounding of order
                         // l · ε · RMS, far below 1e-12 at these sizes.

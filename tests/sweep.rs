@@ -262,20 +262,20 @@ fn merge_refuses_a_theory_prediction_under_a_result_name() {
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let cfg = spannorm::config::RawConfig {
-        placement: Some("pre".into()),
+        placement: Some("pre".parse().unwrap()),
         depth: Some(2),
         width: Some(16),
         tokens: Some(4),
         heads: Some(2),
         seeds: Some(2),
-        init: Some("zero-query".into()),
+        init: Some("zero-query".parse().unwrap()),
         ..Default::default()
     }
     .resolve()
     .unwrap()
     .remove(0);
     let th = spannorm::theory::predict(&cfg).unwrap();
-    let name = spannorm::sweep::store::file_name(&cfg);
+    let name = spannorm::store::file_name(&cfg);
     std::fs::write(src.join(&name), spannorm::report::to_json(&[th]).unwrap()).unwrap();
     let out = dir.path().join("out");
     let o = spannorm(&[
@@ -295,8 +295,8 @@ fn results_read_twice_count_once() {
     let (dir, spec) = setup();
     let full = dir.path().join("full");
     sweep(&spec, &full, &[]);
-    let once = spannorm::sweep::store::load(std::slice::from_ref(&full)).unwrap();
-    let twice = spannorm::sweep::store::load(&[full.clone(), full.clone()]).unwrap();
+    let once = spannorm::store::load(std::slice::from_ref(&full)).unwrap();
+    let twice = spannorm::store::load(&[full.clone(), full.clone()]).unwrap();
     assert_eq!(once.len(), 6);
     assert_eq!(twice, once);
 }

@@ -1,15 +1,16 @@
 //! Theory against independent reference values and against simulation.
 
-use spannorm::check::{Perturbation, Preset, Runner, Status};
+use spannorm::check::{Group, Perturbation, Preset, Runner, Status};
 use spannorm::config::{RawConfig, SimConfig};
-use spannorm::simulate::{simulate, RunResult};
+use spannorm::result::RunResult;
+use spannorm::simulate::simulate;
 use spannorm::summary::Series;
 use spannorm::theory::predict;
 
 fn cfg(placement: &str, f: impl FnOnce(&mut RawConfig)) -> SimConfig {
     let mut r = RawConfig {
-        placement: Some(placement.into()),
-        init: Some("zero-query".into()),
+        placement: Some(placement.parse().unwrap()),
+        init: Some("zero-query".parse().unwrap()),
         ..Default::default()
     };
     f(&mut r);
@@ -34,7 +35,9 @@ fn sim_and_theory(
         r.heads = Some(2);
         tweak(r);
     });
-    let sim = simulate(std::slice::from_ref(&c), &|| {}).remove(0);
+    let sim = simulate(std::slice::from_ref(&c), &Default::default())
+        .unwrap()
+        .remove(0);
     let th = predict(&c).unwrap();
     (c, sim, th)
 }
@@ -63,12 +66,8 @@ fn log_grad_target(p0: f64, se: f64, m: usize, d: usize) -> (f64, f64) {
 /// runs at d = 2^30, where (2L + 1)/d < 1e-6 relative; the references have 6 digits.
 #[test]
 fn golden_recursion_values() {
-    // Set after validation: the memory guard is about simulation, the theory is O(n²).
-    let wide = |p: &str| {
-        let mut c = cfg(p, |_| {});
-        c.model.width = 1 << 30;
-        c
-    };
+    // The memory guard is about simulation; the theory is O(n²) at any width.
+    let wide = |p: &str| cfg(p, |r| r.width = Some(1 << 30));
     let cases: [(&str, &str, usize, f64); 8] = [
         ("pre", "q", 64, 89.2479),
         ("pre", "rho", 64, 0.955871),
@@ -110,18 +109,18 @@ fn theory_matches_simulation_at_two_widths() {
         ("peri", |_| {}),
         ("b2t", |_| {}),
         ("attn-skip", |_| {}),
-        ("pre", |r| r.mask = Some("causal".into())),
-        ("span", |r| r.act = Some("gelu".into())),
-        ("post", |r| r.act = Some("swiglu".into())),
-        ("lns", |r| r.norm = Some("rmsnorm".into())),
+        ("pre", |r| r.mask = Some("causal".parse().unwrap())),
+        ("span", |r| r.act = Some("gelu".parse().unwrap())),
+        ("post", |r| r.act = Some("swiglu".parse().unwrap())),
+        ("lns", |r| r.norm = Some("rmsnorm".parse().unwrap())),
         // Softmax with the causal mask: Gaussian-logit Monte Carlo (theory.md §2.5.5).
         ("pre", |r| {
-            r.init = Some("fan-in".into());
-            r.mask = Some("causal".into());
+            r.init = Some("fan-in".parse().unwrap());
+            r.mask = Some("causal".parse().unwrap());
         }),
         ("post", |r| {
-            r.init = Some("fan-in".into());
-            r.mask = Some("causal".into());
+            r.init = Some("fan-in".parse().unwrap());
+            r.mask = Some("causal".parse().unwrap());
         }),
         // Mixture of experts: gate statistics by Monte Carlo (theory.md §2.4).
         ("pre", |r| {
@@ -131,16 +130,16 @@ fn theory_matches_simulation_at_two_widths() {
         ("post", |r| {
             r.moe_experts = Some(4);
             r.moe_top_k = Some(1);
-            r.act = Some("gelu".into());
+            r.act = Some("gelu".parse().unwrap());
         }),
         ("span", |r| {
             r.moe_experts = Some(6);
             r.moe_top_k = Some(3);
-            r.act = Some("swiglu".into());
+            r.act = Some("swiglu".parse().unwrap());
         }),
         // Softmax attention (xavier) needs n ≥ e^{4σ_s²} ≈ 25 at q = 1, ρ = 0.2.
         ("deepnorm", |r| {
-            r.init = Some("xavier".into());
+            r.init = Some("xavier".parse().unwrap());
             r.tokens = Some(32);
         }),
     ];
@@ -187,21 +186,21 @@ fn theory_matches_simulation_at_two_widths() {
 fn unsupported_configurations_are_errors_not_numbers() {
     let moe = cfg("pre", |r| {
         r.moe_experts = Some(4);
-        r.mask = Some("causal".into());
+        r.mask = Some("causal".parse().unwrap());
     });
     let e = predict(&moe).unwrap_err().to_string();
     assert!(e.contains("mixture-of-experts with the causal mask"), "{e}");
     // Causal softmax: refused once a row's logit variance passes 1 (attn-skip's q grows).
     let causal_softmax = cfg("attn-skip", |r| {
-        r.init = Some("fan-in".into());
-        r.mask = Some("causal".into());
+        r.init = Some("fan-in".parse().unwrap());
+        r.mask = Some("causal".parse().unwrap());
         r.depth = Some(16);
     });
     let e = predict(&causal_softmax).unwrap_err().to_string();
     assert!(e.contains("near-uniform"), "{e}");
     // attn-skip's q grows geometrically, so softmax logits leave the near-uniform regime.
     let skip = cfg("attn-skip", |r| {
-        r.init = Some("fan-in".into());
+        r.init = Some("fan-in".parse().unwrap());
         r.depth = Some(16);
     });
     let e = predict(&skip).unwrap_err().to_string();
@@ -213,7 +212,9 @@ fn unsupported_configurations_are_errors_not_numbers() {
 #[test]
 fn a_wrong_gain_fails_the_check() {
     let quiet = |_: &str| {};
-    let v = Runner::new(Preset::Ci, Perturbation::FfnGain(0.5), &quiet).run_named(&["curves"]);
+    let runner = Runner::new(Perturbation::FfnGain(0.5), &quiet);
+    let claims = spannorm::check::claims(Preset::Ci, &[Group::Curves]).unwrap();
+    let v = spannorm::check::run(&claims, &runner);
     let failed: Vec<&str> = v
         .iter()
         .filter(|v| v.status == Status::Fail)
@@ -234,12 +235,12 @@ fn weight_gradients_match_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
     let variants: [(&str, Tweak); 6] = [
         ("pre", |_| {}),
-        ("pre", |r| r.mask = Some("causal".into())),
+        ("pre", |r| r.mask = Some("causal".parse().unwrap())),
         ("span", |r| {
-            r.init = Some("fan-in".into());
-            r.mask = Some("causal".into());
+            r.init = Some("fan-in".parse().unwrap());
+            r.mask = Some("causal".parse().unwrap());
         }),
-        ("post", |r| r.act = Some("swiglu".into())),
+        ("post", |r| r.act = Some("swiglu".parse().unwrap())),
         ("pre", |r| {
             r.moe_experts = Some(8);
             r.moe_top_k = Some(2);
@@ -247,7 +248,7 @@ fn weight_gradients_match_simulation_at_two_widths() {
         ("span", |r| {
             r.moe_experts = Some(6);
             r.moe_top_k = Some(3);
-            r.act = Some("gelu".into());
+            r.act = Some("gelu".parse().unwrap());
         }),
     ];
     let depth = 3;

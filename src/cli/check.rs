@@ -1,10 +1,9 @@
 //! `spannorm check`.
 
-use super::usage;
-use crate::check::{Perturbation, Preset, Runner, Status, Verdict};
-use crate::report::AtomicFile;
+use super::{err, out, usage};
 use clap::{Args, ValueEnum};
-use std::fmt::Write as _;
+use spannorm::atomic::AtomicFile;
+use spannorm::check::{self, accuracy, Group, Perturbation, Preset, Runner};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -15,11 +14,30 @@ pub enum PresetArg {
     Full,
 }
 
+impl PresetArg {
+    pub fn preset(self) -> Preset {
+        match self {
+            PresetArg::Ci => Preset::Ci,
+            PresetArg::Full => Preset::Full,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PresetArg::Ci => "ci",
+            PresetArg::Full => "full",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Sizes of the check run.
     #[arg(long, value_enum, default_value = "ci")]
     pub preset: PresetArg,
+    /// Only these groups of checks (repeatable) [default: all].
+    #[arg(long = "only", value_enum)]
+    pub groups: Vec<Group>,
     /// Write the verdicts as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -36,8 +54,8 @@ pub struct CheckArgs {
 }
 
 /// The cache directory of a check run, if any.
-fn cache_dir(args: &CheckArgs) -> Option<PathBuf> {
-    match (&args.cache, args.no_cache, args.preset) {
+pub fn cache_dir(preset: PresetArg, cache: Option<&PathBuf>, no_cache: bool) -> Option<PathBuf> {
+    match (cache, no_cache, preset) {
         (_, true, _) => None,
         (Some(dir), _, _) => Some(dir.clone()),
         (None, _, PresetArg::Full) => Some(PathBuf::from("results/check-full")),
@@ -50,97 +68,100 @@ fn cache_dir(args: &CheckArgs) -> Option<PathBuf> {
 #[error("{0} of {1} predictions failed")]
 pub struct ChecksFailed(pub usize, pub usize);
 
-/// The verdict table.
-pub fn table(verdicts: &[Verdict]) -> String {
-    let mut out = format!(
-        "{:<58} {:>12} {:>25} {:>12} {:>10}  {}\n",
-        "prediction", "measured", "95% interval", "predicted", "tolerance", "verdict"
-    );
-    let g = |v: f64| {
-        if v.is_finite() && (v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-3)) {
-            format!("{v:.4e}")
-        } else {
-            format!("{v:.5}")
-        }
-    };
-    for v in verdicts {
-        let interval = v
-            .interval
-            .map_or("-".to_string(), |(a, b)| format!("[{}, {}]", g(a), g(b)));
-        let status = match v.status {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::KnownDeviation => "DEVIATION",
+/// The report of a check run: the verdict table, the accuracy table, the counts.
+pub struct Report {
+    pub verdicts: Vec<check::Verdict>,
+    pub accuracy: Vec<accuracy::Accuracy>,
+}
+
+impl Report {
+    /// Runs `preset` (the groups given, or all) with an optional cache directory.
+    pub fn run(
+        preset: PresetArg,
+        groups: &[Group],
+        cache: Option<PathBuf>,
+        quiet: bool,
+    ) -> anyhow::Result<Report> {
+        let progress = move |step: &str| {
+            if !quiet {
+                err(&format!("check: {step}"));
+            }
         };
-        let _ = writeln!(
-            out,
-            "{:<58} {:>12} {:>25} {:>12} {:>10}  {status}",
-            v.name,
-            g(v.measured),
-            interval,
-            g(v.predicted),
-            g(v.tolerance)
-        );
+        let mut runner = Runner::new(Perturbation::None, &progress);
+        if let Some(dir) = cache {
+            spannorm::store::prepare(&dir).map_err(|e| usage(format!("cache {e}")))?;
+            runner = runner.with_cache(dir);
+        }
+        let groups = if groups.is_empty() {
+            Group::ALL
+        } else {
+            groups
+        };
+        let claims = check::claims(preset.preset(), groups)?;
+        let verdicts = check::run(&claims, &runner);
+        let accuracy = if groups == Group::ALL {
+            accuracy::report(preset.preset(), &runner, &progress)
+        } else {
+            Vec::new()
+        };
+        Ok(Report { verdicts, accuracy })
     }
-    out
+
+    /// The tables, as `check` prints them.
+    pub fn text(&self) -> String {
+        let mut s = check::table(&self.verdicts);
+        if !self.accuracy.is_empty() {
+            s += "\nrelative error of the predictions over layers 1..L and placements (reported, not a verdict):\n";
+            s += &format!(
+                "{:<11} {:<10} {:>6} {:>6} {:>8} {:>8} {:>8}\n",
+                "attention", "metric", "d", "count", "p50", "p90", "p99"
+            );
+            for a in &self.accuracy {
+                s += &format!(
+                    "{:<11} {:<10} {:>6} {:>6} {:>8.4} {:>8.4} {:>8.4}\n",
+                    a.attention, a.metric, a.width, a.count, a.p50, a.p90, a.p99
+                );
+            }
+        }
+        s += &format!(
+            "verdicts: {} (see analysis/checks.md)\n",
+            check::summary_line(&self.verdicts)
+        );
+        s
+    }
+
+    /// The JSON document of `--out`.
+    pub fn json(&self, preset: PresetArg) -> anyhow::Result<String> {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "preset": preset.name(),
+            "verdicts": self.verdicts,
+            "accuracy": self.accuracy,
+        });
+        Ok(serde_json::to_string_pretty(&doc)? + "\n")
+    }
+
+    /// The number of FAIL verdicts.
+    pub fn failed(&self) -> usize {
+        check::counts(&self.verdicts).1
+    }
 }
 
 /// `spannorm check`.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let preset = match args.preset {
-        PresetArg::Ci => Preset::Ci,
-        PresetArg::Full => Preset::Full,
-    };
-    let out = match &args.out {
+    let file = match &args.out {
         Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
         None => None,
     };
-    let quiet = args.quiet;
-    let progress = move |step: &str| {
-        if !quiet {
-            eprintln!("check: {step}");
-        }
-    };
-    let mut runner = Runner::new(preset, Perturbation::None, &progress);
-    if let Some(dir) = cache_dir(args) {
-        crate::check::cache::prepare(&dir).map_err(usage)?;
-        runner = runner.with_cache(dir);
-    }
-    let verdicts = runner.run();
-    let accuracy = runner.accuracy();
-    print!("{}", table(&verdicts));
-    println!("\nrelative error of the predictions over layers 1..L and placements (reported, not a verdict):");
-    println!(
-        "{:<11} {:<10} {:>6} {:>6} {:>8} {:>8} {:>8}",
-        "attention", "metric", "d", "count", "p50", "p90", "p99"
-    );
-    for a in &accuracy {
-        println!(
-            "{:<11} {:<10} {:>6} {:>6} {:>8.4} {:>8.4} {:>8.4}",
-            a.attention, a.metric, a.width, a.count, a.p50, a.p90, a.p99
-        );
-    }
-    let failed = verdicts.iter().filter(|v| v.status == Status::Fail).count();
-    let deviations = verdicts
-        .iter()
-        .filter(|v| v.status == Status::KnownDeviation)
-        .count();
-    println!(
-        "verdicts: {} PASS, {failed} FAIL, {deviations} DEVIATION (see analysis/checks.md)",
-        verdicts.len() - failed - deviations
-    );
-    if let Some(file) = out {
-        let doc = serde_json::json!({
-            "schema": 1,
-            "preset": format!("{:?}", args.preset).to_lowercase(),
-            "verdicts": verdicts,
-            "accuracy": accuracy,
-        });
-        file.commit((serde_json::to_string_pretty(&doc)? + "\n").as_bytes())
+    let cache = cache_dir(args.preset, args.cache.as_ref(), args.no_cache);
+    let report = Report::run(args.preset, &args.groups, cache, args.quiet)?;
+    out(&report.text());
+    if let Some(file) = file {
+        file.commit(report.json(args.preset)?.as_bytes())
             .map_err(usage)?;
     }
-    if failed > 0 {
-        return Err(ChecksFailed(failed, verdicts.len()).into());
+    if report.failed() > 0 {
+        return Err(ChecksFailed(report.failed(), report.verdicts.len()).into());
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `spannorm merge`.
 
-use super::usage;
-use crate::sweep::{store, Summary};
+use super::{err, out, usage};
 use clap::Args;
+use spannorm::store;
+use spannorm::sweep::Summary;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -20,18 +21,18 @@ pub struct MergeArgs {
 
 /// `spannorm merge`.
 pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
-    crate::sweep::check_out_dir(&args.out).map_err(usage)?;
+    store::check_out_dir(&args.out).map_err(usage)?;
     let m = store::merge(&args.dirs, &args.out).map_err(usage)?;
-    let summary = Summary::of_dir(&args.out)?;
-    summary.write(&args.out)?;
+    let summary = Summary::of_dir(&args.out).map_err(usage)?;
+    summary.write(&args.out).map_err(usage)?;
     if !args.quiet {
-        eprintln!(
+        err(&format!(
             "merged {} directories: {} files copied, {} already present",
             args.dirs.len(),
             m.copied,
             m.identical
-        );
-        print!("{}", summary.table());
+        ));
+        out(&summary.table());
     }
     Ok(())
 }

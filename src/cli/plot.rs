@@ -1,9 +1,10 @@
 //! `spannorm plot`.
 
-use super::usage;
-use crate::plot::{self, Figure, ImageFormat};
-use crate::sweep::{store, SweepSpec};
+use super::{err, usage};
 use clap::Args;
+use spannorm::plot::{self, Figure, ImageFormat};
+use spannorm::store;
+use spannorm::sweep::SweepSpec;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -29,18 +30,15 @@ pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
     let mut results = store::load(&args.results).map_err(usage)?;
     if let Some(spec) = &args.spec {
         let spec = if spec == "figure" {
-            figure.sweep()
+            figure.sweep().map_err(usage)?
         } else {
             SweepSpec::from_file(std::path::Path::new(spec)).map_err(usage)?
         };
         results = plot::select(&spec, results).map_err(usage)?;
     }
-    let notes = plot::draw(figure, &results, &args.out).map_err(|e| match e {
-        plot::PlotError::Output(_) | plot::PlotError::Format(_) => usage(e),
-        other => other.into(),
-    })?;
+    let notes = plot::draw(figure, &results, &args.out).map_err(usage)?;
     for n in notes {
-        eprintln!("note: {n}");
+        err(&format!("note: {n}"));
     }
     Ok(())
 }

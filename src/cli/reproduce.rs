@@ -1,11 +1,14 @@
 //! `spannorm reproduce`.
 
-use super::{pool, progress, usage};
-use crate::plot::{self, reproduce};
-use crate::report::AtomicFile;
-use crate::sweep::{self, store, Summary};
+use super::check::{PresetArg, Report};
+use super::{err, pool, progress, usage};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use spannorm::atomic::write_if_changed;
+use spannorm::check;
+use spannorm::plot::{self, reproduce};
+use spannorm::store;
+use spannorm::sweep::{self, Summary};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -35,7 +38,7 @@ pub struct ReproduceArgs {
     /// Which `check` preset to run: `ci` takes about a minute; `full` (d up to 1024, depth up
     /// to 4096) takes hours on two cores, beyond this command's ten-minute budget.
     #[arg(long, value_enum, default_value = "ci")]
-    pub check_preset: super::check::PresetArg,
+    pub check_preset: PresetArg,
     /// Worker threads [default: all cores]. Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -45,13 +48,13 @@ pub struct ReproduceArgs {
 }
 
 /// `spannorm reproduce`: every figure's sweep (cached results reused), every figure, the
-/// verdicts of `check --preset full`, and `figures/README.md`.
+/// verdicts of `check`, and `figures/README.md`.
 pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let figures = reproduce::select(&args.figures).map_err(usage)?;
-    sweep::check_out_dir(&args.results).map_err(usage)?;
-    sweep::check_out_dir(&args.out).map_err(usage)?;
-    let cfgs = reproduce::configs(&figures)?;
+    store::check_out_dir(&args.results).map_err(usage)?;
+    store::check_out_dir(&args.out).map_err(usage)?;
+    let cfgs = reproduce::configs(&figures).map_err(usage)?;
     let mut pending = Vec::new();
     for c in &cfgs {
         if !store::is_done(&args.results, c).map_err(usage)? {
@@ -60,40 +63,44 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     }
     let say = |s: String| {
         if !args.quiet {
-            eprintln!("{s}");
+            err(&s);
         }
     };
     say(format!(
-        "reproduce: {} figures, {} configs, {} cached, running {}",
+        "reproduce: {} figures, {} configs, {} cached in {}, running {}",
         figures.len(),
         cfgs.len(),
         cfgs.len() - pending.len(),
+        args.results.display(),
         pending.len()
     ));
     let pool = pool(args.threads)?;
-    let seeds: usize = pending.iter().map(|c| c.seeds).sum();
+    let seeds: usize = pending.iter().map(|c| c.seeds()).sum();
     let bar = progress(seeds as u64, "simulate", args.quiet);
     let written = pool.install(|| sweep::run(&pending, &args.results, &|| bar.inc(1)));
     bar.finish_and_clear();
-    written?;
+    written.map_err(usage)?;
     let t_sim = start.elapsed().as_secs_f64();
     say(format!(
         "simulations done in {t_sim:.0} s; theory and figures"
     ));
     pool.install(|| -> anyhow::Result<()> {
-        Summary::of_dir(&args.results)?.write(&args.results)?;
+        Summary::of_dir(&args.results)
+            .map_err(usage)?
+            .write(&args.results)
+            .map_err(usage)?;
         Ok(())
     })?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let all = store::load(std::slice::from_ref(&args.results))?;
+    let all = store::load(std::slice::from_ref(&args.results)).map_err(usage)?;
     let ext = match args.format {
         ImageArg::Png => "png",
         ImageArg::Svg => "svg",
     };
     let mut drawn = Vec::new();
     for f in &figures {
-        let results = plot::select(&f.sweep(), all.clone())?;
+        let results = plot::select(&f.sweep().map_err(usage)?, all.clone()).map_err(usage)?;
         let image = format!("{}.{ext}", f.slug);
         let notes = pool.install(|| plot::draw(f, &results, &args.out.join(&image)))?;
         say(format!(
@@ -107,65 +114,48 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             notes,
         });
     }
-    let t_fig = start.elapsed().as_secs_f64();
-    let preset = format!("{:?}", args.check_preset).to_lowercase();
+    let preset = args.check_preset.name();
     let verdicts = if args.no_check {
         "Not run (`--no-check`); run `spannorm check --preset ci` (or `full`).".to_string()
     } else {
         say(format!("check --preset {preset}"));
-        check_verdicts(&preset, &args.results)?
+        // The full preset's simulations are kept next to the figure sweeps (resumable).
+        let cache = (args.check_preset == PresetArg::Full).then(|| args.results.join("check-full"));
+        let report = pool.install(|| Report::run(args.check_preset, &[], cache, true))?;
+        say(format!(
+            "verdicts: {}",
+            check::summary_line(&report.verdicts)
+        ));
+        let text = report.text();
+        if report.failed() == 0 {
+            format!(
+                "`spannorm check --preset {preset}`: no prediction fails (DEVIATION rows are \
+                 claims that do not follow as stated; see analysis/checks.md).\n\n```\n{}\n```",
+                text.trim_end()
+            )
+        } else {
+            format!(
+                "`spannorm check --preset {preset}` reports failures (exit code 1).\n\n```\n{}\n```",
+                text.trim_end()
+            )
+        }
     };
-    let total = start.elapsed().as_secs_f64();
     let readme = reproduce::readme(
         &drawn,
         &args.results.display().to_string(),
         &args.out.display().to_string(),
-        &format!(
-            "{verdicts}\n\nThis run: {total:.0} s in all ({t_sim:.0} s simulating {} of {} \
-             configurations, the rest cached; figures done at {t_fig:.0} s), {} worker threads.",
-            pending.len(),
-            cfgs.len(),
-            pool.current_num_threads()
-        ),
+        &verdicts,
     );
-    AtomicFile::create(&args.out.join("README.md"))
-        .and_then(|f| f.commit(readme.as_bytes()))
-        .map_err(usage)?;
+    write_if_changed(&args.out.join("README.md"), readme.as_bytes()).map_err(usage)?;
     say(format!(
-        "done in {total:.0} s: {}",
+        "done in {:.0} s ({:.0} s simulating {} of {} configurations, the rest cached in {}, {} worker threads): {}",
+        start.elapsed().as_secs_f64(),
+        t_sim,
+        pending.len(),
+        cfgs.len(),
+        args.results.display(),
+        pool.current_num_threads(),
         args.out.join("README.md").display()
     ));
     Ok(())
-}
-
-/// Runs `spannorm check --preset PRESET` in a child process and returns its report as
-/// Markdown; an error when the check could not run at all.
-fn check_verdicts(preset: &str, results: &std::path::Path) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["check", "--quiet", "--preset", preset]);
-    if preset == "full" {
-        // Resumable: the full preset's simulations are kept next to the figure sweeps.
-        cmd.arg("--cache").arg(results.join("check-full"));
-    }
-    let out = cmd.output().context("cannot run spannorm check")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let finished = stdout.contains("\nverdicts: ");
-    Ok(match out.status.code() {
-        Some(0) if finished => format!(
-            "`spannorm check --preset {preset}`: no prediction fails (DEVIATION rows are \
-             claims that do not follow as stated; see analysis/checks.md).\n\n```\n{}\n```",
-            stdout.trim_end()
-        ),
-        Some(1) if finished => format!(
-            "`spannorm check --preset {preset}` reports failures (exit code 1).\n\n```\n{}\n```",
-            stdout.trim_end()
-        ),
-        // Not a verdict: the check itself could not run; its one-line error is ours.
-        _ => anyhow::bail!(
-            "spannorm check --preset {preset} did not finish: {}",
-            stderr.trim()
-        ),
-    })
 }

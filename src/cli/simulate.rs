@@ -1,21 +1,16 @@
 //! `spannorm simulate`.
 
-use super::{pool, progress, ModelArgs};
-use crate::report;
-use crate::simulate;
-use clap::{Args, ValueEnum};
+use super::{err, out, pool, progress, FormatArg};
+use clap::Args;
+use spannorm::config::{Field, RawConfig};
+use spannorm::report;
+use spannorm::simulate::{self, Options};
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Json,
-    Csv,
-}
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: RawConfig,
     /// JSON config file (fields as the flags, kebab-case); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -28,6 +23,9 @@ pub struct SimulateArgs {
     /// Output format [default: from the extension of --out, else json].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Keep every seed's own values in the JSON results (`per_seed`).
+    #[arg(long)]
+    pub per_seed: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -35,21 +33,23 @@ pub struct SimulateArgs {
 
 /// `spannorm simulate`.
 pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
-    let cfgs = super::configs(args.config.as_deref(), &args.model)?;
-    let out = super::Output::open(args.out.as_deref(), args.format)?;
+    let cfgs = super::configs(args.config.as_deref(), &args.model, true)?;
+    let output = super::Output::open(args.out.as_deref(), args.format)?;
     let pool = pool(args.threads)?;
-    let total: usize = cfgs.iter().map(|c| c.seeds).sum();
+    let total: usize = cfgs.iter().map(|c| c.seeds()).sum();
     let bar = progress(total as u64, "simulate", args.quiet);
-    let results = pool.install(|| simulate::simulate(&cfgs, &|| bar.inc(1)));
+    let opts = Options {
+        per_seed: args.per_seed,
+        progress: &|| bar.inc(1),
+    };
+    let results = pool.install(|| simulate::simulate(&cfgs, &opts))?;
     bar.finish_and_clear();
     for r in &results {
-        println!("{}", report::table(r));
+        out(&format!("{}\n", report::table(r)));
         for d in &r.diverged {
-            eprintln!(
-                "warning: {} {d}",
-                r.config.placement.as_deref().unwrap_or_default()
-            );
+            let p = r.config.text(Field::Placement).unwrap_or_default();
+            err(&format!("warning: {p} {d}"));
         }
     }
-    out.write(&results)
+    output.write(&results)
 }

@@ -1,8 +1,9 @@
 //! `spannorm sweep`.
 
-use super::{pool, progress, usage};
-use crate::sweep::{self, store, Plan, Shard, Summary, SweepSpec};
+use super::{err, out, pool, progress, usage};
 use clap::Args;
+use spannorm::store;
+use spannorm::sweep::{self, Plan, Shard, Summary, SweepSpec};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -12,8 +13,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Results directory: one HASH.json file per config, and summary.json.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "list")]
+    pub out: Option<PathBuf>,
     /// Run only part i of n, 1-based (1/n … n/n); merge the parts with `spannorm merge`.
     #[arg(long)]
     pub shard: Option<String>,
@@ -23,7 +24,8 @@ pub struct SweepArgs {
     /// Run at most this many of the pending configs, then stop (run again to continue).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Print each config's file name and config, run nothing.
+    /// Print each config's file name and config, run nothing (with --out: whether it is
+    /// done).
     #[arg(long)]
     pub list: bool,
     /// No progress bar and no summary table.
@@ -38,49 +40,75 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         Some(s) => Some(s.parse::<Shard>().map_err(usage)?),
         None => None,
     };
-    sweep::check_out_dir(&args.out).map_err(usage)?;
-    let plan = Plan::new(&spec, shard, &args.out).map_err(usage)?;
-    if args.list {
-        for c in &plan.configs {
-            println!("{} {}", store::file_name(c), store::canonical(c));
+    let Some(dir) = &args.out else {
+        // --list without a directory: the configurations only.
+        let cfgs = spec.expand().map_err(usage)?;
+        let cfgs = match shard {
+            Some(s) => s.select(&cfgs),
+            None => cfgs,
+        };
+        for c in &cfgs {
+            out(&format!("{} {}\n", store::file_name(c), c.canonical()));
         }
         return Ok(());
+    };
+    store::check_out_dir(dir).map_err(usage)?;
+    let plan = Plan::new(&spec, shard, dir).map_err(usage)?;
+    if args.list {
+        for c in &plan.configs {
+            let done = if plan.pending.contains(c) {
+                "pending"
+            } else {
+                "done"
+            };
+            out(&format!(
+                "{} {done} {}\n",
+                store::file_name(c),
+                c.canonical()
+            ));
+        }
+        return Ok(());
+    }
+    for c in &plan.pending {
+        spannorm::cost::check_fits(c).map_err(usage)?;
     }
     let pool = pool(args.threads)?;
     let mut todo = plan.pending.clone();
     todo.truncate(args.limit.unwrap_or(usize::MAX));
     if !args.quiet {
-        eprintln!(
+        err(&format!(
             "sweep{}: {} configs, {} done, running {}",
             shard.map_or(String::new(), |s| format!(" shard {s}")),
             plan.configs.len(),
             plan.configs.len() - plan.pending.len(),
             todo.len()
-        );
+        ));
     }
-    let seeds: usize = todo.iter().map(|c| c.seeds).sum();
+    let seeds: usize = todo.iter().map(|c| c.seeds()).sum();
     let bar = progress(seeds as u64, "sweep", args.quiet);
-    let written = pool.install(|| sweep::run(&todo, &args.out, &|| bar.inc(1)));
+    let written = pool.install(|| sweep::run(&todo, dir, &|| bar.inc(1)));
     bar.finish_and_clear();
-    for w in written? {
+    for w in written.map_err(usage)? {
         if w.diverged > 0 {
-            eprintln!(
+            err(&format!(
                 "warning: {} ({}): {} seeds diverged",
                 w.placement,
                 w.path.display(),
                 w.diverged
-            );
+            ));
         }
     }
     // The summary predicts every config with the theory: on the same pool.
-    let summary = pool.install(|| Summary::of_dir(&args.out))?;
-    summary.write(&args.out)?;
+    let summary = pool.install(|| Summary::of_dir(dir)).map_err(usage)?;
+    summary.write(dir).map_err(usage)?;
     if !args.quiet {
-        print!("{}", summary.table());
+        out(&summary.table());
     }
     let left = plan.pending.len() - todo.len();
     if left > 0 {
-        eprintln!("stopped by --limit: {left} configs left; run the same command to continue");
+        err(&format!(
+            "stopped by --limit: {left} configs left; run the same command to continue"
+        ));
     }
     Ok(())
 }

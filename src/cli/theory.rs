@@ -1,15 +1,16 @@
 //! `spannorm theory`.
 
-use super::{usage, ModelArgs};
-use crate::report;
-use crate::theory;
+use super::{err, out, usage, FormatArg};
 use clap::Args;
+use spannorm::config::RawConfig;
+use spannorm::report;
+use spannorm::theory;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct TheoryArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: RawConfig,
     /// JSON config file (fields as the flags, kebab-case); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -18,28 +19,28 @@ pub struct TheoryArgs {
     pub out: Option<PathBuf>,
     /// Output format [default: from the extension of --out, else json].
     #[arg(long, value_enum)]
-    pub format: Option<super::FormatArg>,
+    pub format: Option<FormatArg>,
 }
 
 /// `spannorm theory`: mean-field predictions, layer by layer.
 pub fn theory(args: &TheoryArgs) -> anyhow::Result<()> {
-    let cfgs = super::configs(args.config.as_deref(), &args.model)?;
-    let out = super::Output::open(args.out.as_deref(), args.format)?;
+    let cfgs = super::configs(args.config.as_deref(), &args.model, false)?;
+    let output = super::Output::open(args.out.as_deref(), args.format)?;
     let mut results = Vec::new();
     for cfg in &cfgs {
         match theory::predict(cfg) {
             Ok(r) => {
-                println!("{}", report::table(&r));
+                out(&format!("{}\n", report::table(&r)));
                 results.push(r);
             }
             // One configuration: its error is the answer. Several (`--placement all`): say
             // which have no prediction and go on with the rest.
             Err(e) if cfgs.len() == 1 => return Err(usage(e)),
-            Err(e) => eprintln!("warning: {e}"),
+            Err(e) => err(&format!("warning: {e}")),
         }
     }
     if results.is_empty() {
         return Err(usage("no configuration has a prediction"));
     }
-    out.write(&results)
+    output.write(&results)
 }

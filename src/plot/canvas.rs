@@ -15,7 +15,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// Linear or logarithmic axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
+    /// Linear.
     Linear,
+    /// Logarithmic (base 10).
     Log,
 }
 
@@ -31,7 +33,9 @@ impl Scale {
 /// An axis: its label (with units) and scale.
 #[derive(Clone, Debug)]
 pub struct Axis {
+    /// The label, with units.
     pub label: String,
+    /// Linear or log.
     pub scale: Scale,
 }
 
@@ -49,9 +53,13 @@ pub enum Role {
 /// Marker shapes, for telling apart curves of one placement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Marker {
+    /// A filled circle.
     Circle,
+    /// A filled triangle.
     Triangle,
+    /// A filled square.
     Square,
+    /// A cross.
     Cross,
 }
 
@@ -72,7 +80,9 @@ impl Marker {
 pub struct Line {
     /// Sets the colour (black when `None`).
     pub placement: Option<Placement>,
+    /// Simulation, theory or reference.
     pub role: Role,
+    /// Marker shape drawn on the line, if any.
     pub marker: Option<Marker>,
     /// Points in data units; `None` breaks the line.
     pub points: Vec<Option<(f64, f64)>>,
@@ -83,9 +93,13 @@ pub struct Line {
 /// One chart of lines.
 #[derive(Clone, Debug)]
 pub struct Panel {
+    /// The panel title.
     pub title: String,
+    /// The x axis.
     pub x: Axis,
+    /// The y axis.
     pub y: Axis,
+    /// The curves.
     pub lines: Vec<Line>,
     /// Shown in the middle of the panel when it has no lines.
     pub empty_note: String,
@@ -94,11 +108,17 @@ pub struct Panel {
 /// One heatmap: `values[j][i]` at column `i` (x) and row `j` (y).
 #[derive(Clone, Debug)]
 pub struct Heat {
+    /// The panel title.
     pub title: String,
+    /// The x axis label.
     pub x: String,
+    /// The y axis label.
     pub y: String,
+    /// Column labels.
     pub x_labels: Vec<String>,
+    /// Row labels.
     pub y_labels: Vec<String>,
+    /// The cell values (`None`: no data).
     pub values: Vec<Vec<Option<f64>>>,
     /// Theory's classification of each cell (bounded or not); its boundary is drawn as a
     /// dashed contour.
@@ -108,12 +128,17 @@ pub struct Heat {
 /// The charts of a figure.
 #[derive(Clone, Debug)]
 pub enum Body {
+    /// Panels of lines side by side.
     Lines(Vec<Panel>),
     /// Heatmaps sharing one colour scale `[-limit, limit]`, described by `label`.
     Heat {
+        /// The heatmaps.
         panels: Vec<Heat>,
+        /// The colour scale is `[-limit, limit]`.
         limit: f64,
+        /// What the colour shows.
         label: String,
+        /// What the contour encloses.
         region_label: String,
     },
 }
@@ -121,17 +146,24 @@ pub enum Body {
 /// A legend entry: a curve's colour and marker, its label and detail lines.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// Sets the colour (black when `None`).
     pub placement: Option<Placement>,
+    /// The marker shape, if any.
     pub marker: Option<Marker>,
+    /// The label.
     pub label: String,
+    /// Lines of detail under the label.
     pub details: Vec<String>,
 }
 
 /// Everything one figure shows.
 #[derive(Clone, Debug)]
 pub struct FigureData {
+    /// The title over the charts.
     pub title: String,
+    /// The charts.
     pub body: Body,
+    /// The legend entries.
     pub legend: Vec<Entry>,
     /// Lines of text under the charts (what is missing, and why).
     pub notes: Vec<String>,

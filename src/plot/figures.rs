@@ -4,16 +4,16 @@
 //! Curves are ordered by placement (the spec's order) and then by config; each gets its
 //! placement's colour, and a label that names the config fields varying among the figure's
 //! results (with a marker shape per variant when one placement has several). Theory curves
-//! come from [`crate::theory::predict`] (through [`Stored::prediction`]) on each result's config; where it returns an error the
+//! come from [`crate::theory::predict`] (memoized, [`crate::theory::predict_memo`]) on each result's config; where it returns an error the
 //! curve is absent and the figure's notes say so.
 
 use super::canvas::{Axis, Body, Entry, FigureData, Heat, Line, Marker, Panel, Role, Scale};
 use super::PlotError;
 use crate::choice::Choice;
+use crate::config::{Field, PlacementSpec};
 use crate::fit;
 use crate::placement::Placement;
-use crate::scale::Scale as BranchScale;
-use crate::sweep::store::Stored;
+use crate::result::{RunResult, Source};
 use crate::sweep::summary::{exponents, Finals};
 use crate::sweep::SweepSpec;
 use rayon::prelude::*;
@@ -30,7 +30,9 @@ pub struct Figure {
     pub number: usize,
     /// File stem: `analysis/figures/<slug>.json`, `figures/<slug>.png`.
     pub slug: &'static str,
+    /// Title (drawn over the figure).
     pub title: &'static str,
+    /// Caption (in `figures/README.md`).
     pub caption: &'static str,
     /// The sweep file's text.
     pub spec: &'static str,
@@ -134,12 +136,12 @@ impl Figure {
     }
 
     /// The figure's sweep.
-    pub fn sweep(&self) -> SweepSpec {
-        SweepSpec::from_json(self.spec).expect("figure sweeps are valid (tested)")
+    pub fn sweep(&self) -> Result<SweepSpec, crate::sweep::SweepError> {
+        SweepSpec::from_json(self.spec)
     }
 
     /// What the figure shows for `results`.
-    pub fn data(&self, results: &[Stored]) -> FigureData {
+    pub fn data(&self, results: &[RunResult]) -> FigureData {
         let title = format!("Figure {}. {}", self.number, self.title);
         match self.number {
             1 => per_layer(title, results, Panels::Depth(Metric::Q)),
@@ -154,12 +156,12 @@ impl Figure {
             6 => phase(title, results),
             7 => width(title, results),
             _ => {
-                let span: Vec<Stored> = results
+                let span: Vec<RunResult> = results
                     .iter()
                     .filter(|r| {
                         matches!(
-                            r.config.placement.as_deref(),
-                            Some("span") | Some("span-outer")
+                            r.config.placement,
+                            Some(PlacementSpec::One(Placement::Span | Placement::SpanOuter))
                         )
                     })
                     .cloned()
@@ -176,63 +178,62 @@ impl Figure {
 
 /// A simulation result ready to draw: its placement, label, marker and theory.
 struct Item<'a> {
-    r: &'a Stored,
+    r: &'a RunResult,
     placement: Placement,
     label: String,
     marker: Option<Marker>,
-    theory: Result<Stored, String>,
+    theory: Result<RunResult, String>,
 }
 
-fn config_map(r: &Stored) -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::to_value(&r.config) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    }
+/// Field `f` of a result's config as a label shows it (`null` when unset).
+fn shown(r: &RunResult, f: Field) -> String {
+    r.config.text(f).unwrap_or_else(|| "null".into())
+}
+
+/// The prediction for a result's config, or why there is none.
+fn prediction(r: &RunResult) -> Result<RunResult, String> {
+    let cfg = r.sim_config().map_err(|e| e.to_string())?;
+    crate::theory::predict_memo(&cfg).map_err(|e| e.to_string())
 }
 
 /// The simulation results in drawing order, labelled by the fields that vary among them
 /// (other than `axis`, which the chart shows).
-fn items<'a>(results: &'a [Stored], axis: &[&str], always_mark: bool) -> Vec<Item<'a>> {
-    let mut rs: Vec<(usize, String, &Stored)> = results
+fn items<'a>(results: &'a [RunResult], axis: &[Field], always_mark: bool) -> Vec<Item<'a>> {
+    let mut rs: Vec<(usize, String, &RunResult)> = results
         .iter()
-        .filter(|r| r.source == crate::simulate::Source::Simulation)
+        .filter(|r| r.source == Source::Simulation)
         .filter_map(|r| {
-            let p: Placement = r.config.placement.as_deref()?.parse().ok()?;
-            let idx = Placement::ALL.iter().position(|&q| q == p)?;
-            Some((idx, serde_json::to_string(&r.config).ok()?, r))
+            let Some(PlacementSpec::One(p)) = r.config.placement else {
+                return None;
+            };
+            Some((p.index(), serde_json::to_string(&r.config).ok()?, r))
         })
         .collect();
     rs.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let maps: Vec<_> = rs.iter().map(|(_, _, r)| config_map(r)).collect();
     // A field goes into the labels when it varies among the results of one placement
     // (placements differ in their default scale, which the caption states).
-    let mut varying: Vec<String> = Vec::new();
-    for (i, a) in maps.iter().enumerate() {
-        for (j, b) in maps.iter().enumerate().skip(i + 1) {
-            if rs[i].0 != rs[j].0 {
+    let mut varying: Vec<Field> = Vec::new();
+    for (i, (pa, _, a)) in rs.iter().enumerate() {
+        for (pb, _, b) in rs.iter().skip(i + 1) {
+            if pa != pb {
                 continue;
             }
-            for (k, v) in a {
-                let skip = k == "placement" || axis.contains(&k.as_str());
-                if !skip && b.get(k) != Some(v) && !varying.contains(k) {
-                    varying.push(k.clone());
+            for &f in Field::ALL {
+                let skip = f == Field::Placement || axis.contains(&f);
+                if !skip && a.config.text(f) != b.config.text(f) && !varying.contains(&f) {
+                    varying.push(f);
                 }
             }
         }
     }
-    varying.sort();
-    let show = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    varying.sort_by_key(|f| f.name());
     let mut out: Vec<Item> = rs
         .iter()
-        .zip(&maps)
-        .map(|((idx, _, r), m)| {
+        .map(|(idx, _, r)| {
             let placement = Placement::ALL[*idx];
             let extra: Vec<String> = varying
                 .iter()
-                .map(|k| format!("{k} {}", m.get(k).map(show).unwrap_or_default()))
+                .map(|&f| format!("{f} {}", shown(r, f)))
                 .collect();
             let label = if extra.is_empty() {
                 placement.to_string()
@@ -249,8 +250,8 @@ fn items<'a>(results: &'a [Stored], axis: &[&str], always_mark: bool) -> Vec<Ite
         })
         .collect();
     // Predictions are independent: compute them on the rayon pool.
-    let theories: Vec<Result<Stored, String>> =
-        out.par_iter().map(|it| it.r.prediction()).collect();
+    let theories: Vec<Result<RunResult, String>> =
+        out.par_iter().map(|it| prediction(it.r)).collect();
     for (it, t) in out.iter_mut().zip(theories) {
         it.theory = t;
     }
@@ -295,7 +296,7 @@ fn legend(items: &[Item]) -> Vec<Entry> {
 }
 
 /// Notes on what is missing: results without theory, and why.
-fn notes(items: &[Item], results: &[Stored]) -> Vec<String> {
+fn notes(items: &[Item], results: &[RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     if items.is_empty() {
         out.push(format!(
@@ -392,7 +393,7 @@ impl Metric {
     }
 
     /// The points and the 95% band of `r`.
-    fn series(self, r: &Stored) -> (Points, Band) {
+    fn series(self, r: &RunResult) -> (Points, Band) {
         let b = &r.boundaries;
         let (ls, c, flip) = match self {
             Metric::Q => (&b.l, &b.q, false),
@@ -453,9 +454,9 @@ fn lines(it: &Item, m: Metric) -> Vec<Line> {
     out
 }
 
-fn per_layer(title: String, results: &[Stored], panels: Panels) -> FigureData {
-    let axis: &[&str] = match panels {
-        Panels::Depth(_) => &["depth"],
+fn per_layer(title: String, results: &[RunResult], panels: Panels) -> FigureData {
+    let axis: &[Field] = match panels {
+        Panels::Depth(_) => &[Field::Depth],
         Panels::Metrics(_) => &[],
     };
     let items = items(results, axis, false);
@@ -503,13 +504,10 @@ fn per_layer(title: String, results: &[Stored], panels: Panels) -> FigureData {
 
 /// Groups of items equal but for the fields `axis` (depth, or width and d-ff), in drawing
 /// order.
-fn groups<'a, 'b>(items: &'b [Item<'a>], axis: &[&str]) -> Vec<Vec<&'b Item<'a>>> {
+fn groups<'a, 'b>(items: &'b [Item<'a>], axis: &[Field]) -> Vec<Vec<&'b Item<'a>>> {
     let key = |it: &Item| {
-        let mut m = config_map(it.r);
-        for a in axis {
-            m.remove(*a);
-        }
-        serde_json::Value::Object(m).to_string()
+        let c = axis.iter().fold(it.r.config.clone(), |c, &f| c.without(f));
+        serde_json::to_string(&c).unwrap_or_default()
     };
     let mut keys: Vec<String> = Vec::new();
     let mut out: Vec<Vec<&Item>> = Vec::new();
@@ -545,12 +543,12 @@ fn exponent_text(name: &str, sim: Option<fit::Fit>, th: Option<fit::Fit>) -> Str
     format!("{name}: {s}, theory {t}")
 }
 
-fn depth_sweep(title: String, results: &[Stored]) -> FigureData {
-    let items = items(results, &["depth"], true);
+fn depth_sweep(title: String, results: &[RunResult]) -> FigureData {
+    let items = items(results, &[Field::Depth], true);
     let mut q_lines = Vec::new();
     let mut g_lines = Vec::new();
     let mut entries = Vec::new();
-    for mut g in groups(&items, &["depth"]) {
+    for mut g in groups(&items, &[Field::Depth]) {
         g.sort_by_key(|it| it.r.depth());
         let it0 = g[0];
         let sim: Vec<(usize, Finals)> = g
@@ -646,8 +644,8 @@ fn depth_sweep(title: String, results: &[Stored]) -> FigureData {
     }
 }
 
-fn phase(title: String, results: &[Stored]) -> FigureData {
-    let items = items(results, &["depth", "scale"], false);
+fn phase(title: String, results: &[RunResult]) -> FigureData {
+    let items = items(results, &[Field::Depth, Field::Scale], false);
     let mut placements: Vec<Placement> = Vec::new();
     for it in &items {
         if !placements.contains(&it.placement) {
@@ -672,11 +670,9 @@ fn phase(title: String, results: &[Stored]) -> FigureData {
         let l0 = depths.first().copied().unwrap_or(1);
         let mut scales: Vec<(f64, String)> = Vec::new();
         for it in &mine {
-            let s = it.r.config.scale.clone().unwrap_or_default();
+            let s = shown(it.r, Field::Scale);
             if !scales.iter().any(|(_, x)| *x == s) {
-                let a = s
-                    .parse::<BranchScale>()
-                    .map_or(f64::NAN, |b| b.alpha(1, l0));
+                let a = it.r.config.scale.map_or(f64::NAN, |b| b.alpha(1, l0));
                 scales.push((a, s));
             }
         }
@@ -685,7 +681,7 @@ fn phase(title: String, results: &[Stored]) -> FigureData {
         let mut region = vec![vec![None; depths.len()]; scales.len()];
         let mut filled = vec![vec![false; depths.len()]; scales.len()];
         for it in &mine {
-            let s = it.r.config.scale.clone().unwrap_or_default();
+            let s = shown(it.r, Field::Scale);
             let j = scales.iter().position(|(_, x)| *x == s).unwrap_or(0);
             let i = depths.iter().position(|&d| d == it.r.depth()).unwrap_or(0);
             if filled[j][i] {
@@ -752,7 +748,7 @@ fn phase(title: String, results: &[Stored]) -> FigureData {
 }
 
 /// Mean over layers of `|q_sim / q_th − 1|` and of `|log10 grad_sim − log10 grad_th|`.
-fn errors(sim: &Stored, th: &Stored) -> (Option<f64>, Option<f64>) {
+fn errors(sim: &RunResult, th: &RunResult) -> (Option<f64>, Option<f64>) {
     let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let pairs = |a: &Vec<Option<f64>>, b: &Vec<Option<f64>>| -> Vec<(f64, f64)> {
         a.iter()
@@ -775,12 +771,12 @@ fn errors(sim: &Stored, th: &Stored) -> (Option<f64>, Option<f64>) {
     (mean(q), mean(g))
 }
 
-fn width(title: String, results: &[Stored]) -> FigureData {
-    let items = items(results, &["width", "d-ff"], true);
+fn width(title: String, results: &[RunResult]) -> FigureData {
+    let items = items(results, &[Field::Width, Field::DFf], true);
     let mut q_lines = Vec::new();
     let mut g_lines = Vec::new();
     let mut entries = Vec::new();
-    for mut g in groups(&items, &["width", "d-ff"]) {
+    for mut g in groups(&items, &[Field::Width, Field::DFf]) {
         g.sort_by_key(|it| it.r.config.width);
         let it0 = g[0];
         let mut q = Vec::new();
@@ -885,7 +881,7 @@ mod tests {
         for f in &FIGURES {
             let cfgs = f
                 .sweep()
-                .expand()
+                .and_then(|s| s.expand())
                 .unwrap_or_else(|e| panic!("{}: {e}", f.slug));
             assert!(!cfgs.is_empty(), "{}", f.slug);
         }

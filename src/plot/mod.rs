@@ -20,9 +20,10 @@ pub mod style;
 
 pub use figures::{Figure, FIGURES};
 
+use crate::atomic::AtomicFile;
 use crate::error::OutputError;
-use crate::report::AtomicFile;
-use crate::sweep::store::{file_name, Stored};
+use crate::result::RunResult;
+use crate::store::{file_name, StoreError};
 use crate::sweep::{SweepError, SweepSpec};
 use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
@@ -37,16 +38,24 @@ pub const HEIGHT: u32 = 760;
 /// What can go wrong when drawing a figure.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
+    /// A figure number that does not exist.
     #[error("figure: {0} does not exist (allowed: 1-8)")]
     UnknownFigure(usize),
+    /// An output name with another extension.
     #[error("{0}: the output must end in .png or .svg")]
     Format(PathBuf),
+    /// The backend failed.
     #[error("cannot draw: {0}")]
     Draw(String),
+    /// Writing the image failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// A sweep file that cannot be expanded.
     #[error(transparent)]
-    Results(#[from] SweepError),
+    Sweep(#[from] SweepError),
+    /// Results that cannot be read.
+    #[error(transparent)]
+    Results(#[from] StoreError),
 }
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotError {
@@ -58,7 +67,9 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotE
 /// Image format, from the output's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageFormat {
+    /// PNG (bitmap).
     Png,
+    /// SVG (vector).
     Svg,
 }
 
@@ -79,7 +90,7 @@ impl ImageFormat {
 }
 
 /// The results that belong to `spec` (by their config's file name).
-pub fn select(spec: &SweepSpec, results: Vec<Stored>) -> Result<Vec<Stored>, PlotError> {
+pub fn select(spec: &SweepSpec, results: Vec<RunResult>) -> Result<Vec<RunResult>, PlotError> {
     let names: BTreeSet<String> = spec.expand()?.iter().map(file_name).collect();
     Ok(results
         .into_iter()
@@ -89,7 +100,7 @@ pub fn select(spec: &SweepSpec, results: Vec<Stored>) -> Result<Vec<Stored>, Plo
 
 /// Draws `figure` from `results` into `out` (`.png` or `.svg`, [`WIDTH`] × [`HEIGHT`]),
 /// written whole or not at all. Returns the figure's notes (what is missing).
-pub fn draw(figure: &Figure, results: &[Stored], out: &Path) -> Result<Vec<String>, PlotError> {
+pub fn draw(figure: &Figure, results: &[RunResult], out: &Path) -> Result<Vec<String>, PlotError> {
     let format = ImageFormat::of(out)?;
     let file = AtomicFile::create(out)?;
     style::register_font()?;

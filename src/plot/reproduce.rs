@@ -5,7 +5,7 @@
 use super::figures::{Figure, FIGURES};
 use super::PlotError;
 use crate::config::SimConfig;
-use crate::sweep::store::file_name;
+use crate::store::file_name;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -14,7 +14,7 @@ pub fn configs(figures: &[&Figure]) -> Result<Vec<SimConfig>, PlotError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for f in figures {
-        for c in f.sweep().expand()? {
+        for c in f.sweep()?.expand()? {
             if seen.insert(file_name(&c)) {
                 out.push(c);
             }
@@ -34,6 +34,7 @@ pub fn select(numbers: &[usize]) -> Result<Vec<&'static Figure>, PlotError> {
 /// One drawn figure, for the README.
 #[derive(Clone, Debug)]
 pub struct Drawn {
+    /// The figure.
     pub figure: &'static Figure,
     /// The image's file name, relative to the figures directory.
     pub image: String,

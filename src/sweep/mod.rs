@@ -2,58 +2,50 @@
 //!
 //! - [`spec`]: the sweep file (any config field a value or a list; cross product) and
 //!   [`Shard`]s, disjoint parts of a sweep for a cluster.
-//! - [`store`]: the results directory (`<hash>.json` per config, atomic writes, reading
-//!   results back, [`store::merge`]).
 //! - [`summary`]: final-layer quantities and growth exponents against depth.
 //!
-//! [`run`] computes the pending configurations: every `(config, seed)` pair runs in
-//! parallel on the current rayon pool ([`simulate::run_seed`]), and the thread that
-//! finishes a config's last seed summarizes it in seed order ([`simulate::summarize`], so the
-//! bytes are those of `simulate`) and writes its file at once. A sweep killed at any moment
+//! The results directory itself (file names, atomic writes, reading back, merging) is
+//! [`crate::store`]. [`run`] computes the pending configurations: every `(config, seed)`
+//! pair runs in parallel on the current rayon pool ([`simulate::run_jobs`]), and the thread
+//! that finishes a config's last seed summarizes it in seed order ([`simulate::summarize`],
+//! so the bytes are those of `simulate`) and writes its file at once. A sweep killed at any moment
 //! loses only the configs in flight; re-running it skips the files that exist and parse, and
 //! ends with the same bytes as an uninterrupted run.
 
 pub mod spec;
-pub mod store;
 pub mod summary;
 
 pub use spec::{Shard, SweepSpec};
 pub use summary::Summary;
 
 use crate::config::SimConfig;
-use crate::error::{ConfigError, OutputError};
+use crate::error::ConfigError;
 use crate::metrics::SeedRecord;
 use crate::simulate;
-use rayon::prelude::*;
+use crate::store::{self, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// What can go wrong in a sweep or a merge.
+/// What can go wrong in a sweep.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// The sweep file cannot be read or has a bad field.
     #[error("sweep config {path}: {reason}")]
-    Spec { path: String, reason: String },
+    Spec {
+        /// The sweep file (`<json>` for text given directly).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A combination of the sweep is not a valid configuration.
     #[error("sweep config: {0}")]
-    Config(#[source] ConfigError),
+    Config(ConfigError),
     /// A malformed `--shard`.
     #[error("shard {0}")]
     Shard(String),
-    /// A result file that cannot be read back.
-    #[error("result file {path}: {reason}")]
-    BadResult { path: PathBuf, reason: String },
-    /// Two files of the same name with different contents.
-    #[error("conflicting result file {path}: {reason}")]
-    Conflict { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The results directory.
     #[error(transparent)]
-    Output(OutputError),
+    Store(#[from] StoreError),
 }
 
 /// The configurations of a sweep (or of one shard of it) against a results directory.
@@ -91,8 +83,10 @@ impl Plan {
 /// One configuration written by [`run`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Written {
+    /// The result file.
     pub path: PathBuf,
-    pub placement: String,
+    /// The configuration's placement.
+    pub placement: crate::placement::Placement,
     /// Seeds that diverged.
     pub diverged: usize,
 }
@@ -110,10 +104,13 @@ pub fn run(
     dir: &Path,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Written>, SweepError> {
-    std::fs::create_dir_all(dir).map_err(|source| SweepError::Io {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
         path: dir.to_path_buf(),
-        source,
+        reason: crate::error::io_reason(&e),
     })?;
+    for c in cfgs {
+        crate::cost::check_fits(c).map_err(SweepError::Config)?;
+    }
     let slots: Vec<Mutex<Slot>> = cfgs
         .iter()
         .map(|c| {
@@ -124,45 +121,29 @@ pub fn run(
         })
         .collect();
     let written = Mutex::new(Vec::new());
-    let jobs: Vec<(usize, usize)> = cfgs
-        .iter()
-        .enumerate()
-        .flat_map(|(c, cfg)| (0..cfg.seeds).map(move |s| (c, s)))
-        .collect();
-    jobs.par_iter().try_for_each(|&(c, s)| {
-        let rec = simulate::run_seed(&cfgs[c], s);
+    let done = |c: usize, s: usize, rec: SeedRecord| -> Result<(), SweepError> {
         progress();
         let finished = {
-            let mut slot = slots[c].lock().expect("no panics while holding a slot");
+            let mut slot = slots[c].lock().unwrap_or_else(|e| e.into_inner());
             slot.records[s] = Some(rec);
             slot.left -= 1;
             (slot.left == 0).then(|| std::mem::take(&mut slot.records))
         };
         if let Some(records) = finished {
-            let records = records
-                .into_iter()
-                .map(|r| r.expect("every seed ran"))
-                .collect();
-            let result = simulate::summarize(&cfgs[c], records);
+            let records = records.into_iter().map(Option::unwrap_or_default).collect();
+            let result = simulate::summarize(&cfgs[c], records, false);
             let path = store::write(dir, &cfgs[c], &result)?;
-            written.lock().expect("no panics").push(Written {
-                path,
-                placement: cfgs[c].model.placement.to_string(),
-                diverged: result.diverged.len(),
-            });
+            written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Written {
+                    path,
+                    placement: cfgs[c].model.placement,
+                    diverged: result.diverged.len(),
+                });
         }
-        Ok::<(), SweepError>(())
-    })?;
-    Ok(written.into_inner().expect("no panics"))
-}
-
-/// Checks that `dir` can hold results: it is a directory or does not exist yet.
-pub fn check_out_dir(dir: &Path) -> Result<(), SweepError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(SweepError::Io {
-            path: dir.to_path_buf(),
-            source: std::io::Error::other("exists and is not a directory"),
-        });
-    }
-    Ok(())
+        Ok(())
+    };
+    simulate::run_jobs(cfgs, &simulate::all_jobs(cfgs), &done)?;
+    Ok(written.into_inner().unwrap_or_else(|e| e.into_inner()))
 }

@@ -17,9 +17,10 @@
 //! order. A configuration that resolves to one already listed (same file name) is dropped,
 //! so every configuration appears once.
 
-use super::store::file_name;
 use super::SweepError;
-use crate::config::{RawConfig, SimConfig};
+use crate::choice::Choice;
+use crate::config::{Field, RawConfig, SimConfig};
+use crate::store::file_name;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -37,22 +38,15 @@ pub struct SweepSpec {
 
 /// The field names a config file accepts, kebab-case, alphabetical.
 pub fn config_fields() -> Vec<String> {
-    match serde_json::to_value(RawConfig::default()) {
-        Ok(Value::Object(m)) => m
-            .keys()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        _ => unreachable!("RawConfig serializes to an object"),
-    }
+    let names: BTreeSet<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    names.into_iter().map(String::from).collect()
 }
 
 /// Deserializes a JSON object as a [`RawConfig`], naming the field of any error.
 fn raw_from(map: Map<String, Value>) -> Result<RawConfig, String> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = crate::error::cut(&e.into_inner().to_string());
         if path == "." {
             inner
         } else {
@@ -93,7 +87,10 @@ impl SweepSpec {
                     match item {
                         Value::Object(m) => objects.push(m),
                         other => {
-                            return Err(err(format!("[{i}]: expected an object, got {other}")))
+                            return Err(err(format!(
+                                "[{i}]: expected an object, got {}",
+                                crate::error::cut(&other.to_string())
+                            )))
                         }
                     }
                 }
@@ -102,7 +99,8 @@ impl SweepSpec {
             Value::Array(_) => return Err(err("an empty array has no configurations".into())),
             other => {
                 return Err(err(format!(
-                    "expected an object of config fields (or an array of them), got {other}"
+                    "expected an object of config fields (or an array of them), got {}",
+                    crate::error::cut(&other.to_string())
                 )))
             }
         };
@@ -121,7 +119,7 @@ impl SweepSpec {
                 if !fields.contains(&field) {
                     return Err(err(format!(
                         "{}: unknown field (allowed: {})",
-                        at(&field),
+                        at(&crate::error::cut(&field)),
                         fields.join(", ")
                     )));
                 }
@@ -210,6 +208,7 @@ impl SweepSpec {
 pub struct Shard {
     /// 1-based index.
     pub index: usize,
+    /// Number of shards.
     pub count: usize,
 }
 
@@ -252,7 +251,7 @@ impl std::fmt::Display for Shard {
 pub fn cost(cfg: &SimConfig) -> f64 {
     let m = &cfg.model;
     let n = m.tokens as f64;
-    let per_block = n * (m.params_per_block() as f64 + n * m.width as f64);
+    let per_block = n * (crate::cost::params_per_block(m) + n * m.width as f64);
     cfg.seeds as f64 * m.depth as f64 * per_block
 }
 

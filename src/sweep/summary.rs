@@ -6,10 +6,12 @@
 //! `log10(grad_0/grad_L)` is `mean_seeds log10 grad_0 − mean_seeds log10 grad_L`, the mean
 //! over seeds of the per-seed log ratio (equal when every seed reached both ends).
 
-use super::store::{self, Stored};
 use super::SweepError;
+use crate::config::Field;
 use crate::fit::{self, Fit};
-use crate::simulate::Source;
+use crate::result::{RunResult, Source};
+use crate::store;
+use crate::summary::Series;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -19,8 +21,11 @@ use std::path::Path;
 /// A value with its 95% interval over seeds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Point {
+    /// Mean over seeds.
     pub mean: Option<f64>,
+    /// Lower end of the 95% interval.
     pub lo: Option<f64>,
+    /// Upper end of the 95% interval.
     pub hi: Option<f64>,
 }
 
@@ -28,18 +33,20 @@ pub struct Point {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Finals {
     #[serde(rename = "q_L")]
+    /// `q_L`.
     pub q_last: Point,
     /// `log10(grad_0 / grad_L)`.
     pub log10_grad_ratio: Option<f64>,
     #[serde(rename = "token_cos_L")]
+    /// `token_cos_L`.
     pub token_cos_last: Point,
 }
 
 impl Finals {
     /// Reads the final-layer quantities of a result.
-    pub fn of(r: &Stored) -> Finals {
+    pub fn of(r: &RunResult) -> Finals {
         let b = &r.boundaries;
-        let last = |c: &store::Curve| {
+        let last = |c: &Series| {
             let at = |v: &Vec<Option<f64>>| v.last().copied().flatten();
             Point {
                 mean: at(&c.mean),
@@ -64,11 +71,16 @@ impl Finals {
 pub struct Row {
     /// The result file.
     pub file: String,
+    /// Placement.
     pub placement: String,
+    /// Branch scale.
     pub scale: String,
+    /// Depth `L`.
     pub depth: usize,
+    /// Width `d`.
     pub width: usize,
     #[serde(flatten)]
+    /// The final-layer quantities measured.
     pub simulation: Finals,
     /// The same quantities predicted by theory (`null` where there is no prediction).
     pub theory: Option<Finals>,
@@ -79,43 +91,53 @@ pub struct Row {
 /// Exponents of one quantity: simulation and theory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Exponent {
+    /// Fitted to the simulations.
     pub simulation: Option<Fit>,
+    /// Fitted to the predictions of the same configurations.
     pub theory: Option<Fit>,
 }
 
 /// Growth exponents against depth of a group of configurations equal but for depth.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupFit {
+    /// Placement.
     pub placement: String,
+    /// Branch scale.
     pub scale: String,
+    /// Width `d`.
     pub width: usize,
-    /// The group's config, `depth` null.
+    /// The group's config, `depth` null (keys sorted, as a JSON object).
     pub config: serde_json::Value,
+    /// Depths of the group, increasing.
     pub depths: Vec<usize>,
     #[serde(rename = "q_L")]
+    /// Exponent of `q_L`.
     pub q_last: Exponent,
     /// Exponent of `grad_0 / grad_L`.
     pub grad_ratio: Exponent,
     #[serde(rename = "token_cos_L")]
+    /// Exponent of `token_cos_L`.
     pub token_cos_last: Exponent,
 }
 
 /// The summary of a results directory (`summary.json`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
+    /// [`crate::result::SCHEMA`].
     pub schema: u32,
     /// Every simulation result, grouped by config (depth varying fastest).
     pub rows: Vec<Row>,
     /// Groups with at least two depths.
     pub fits: Vec<GroupFit>,
+    /// Files of the directory that could not be read (and why); left out of the rows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
-/// `(group key, depth)` of a result: its config with `depth` removed, as JSON.
-fn group_key(r: &Stored) -> (String, serde_json::Value) {
-    let mut v = serde_json::to_value(&r.config).expect("a config serializes");
-    if let Some(m) = v.as_object_mut() {
-        m.insert("depth".into(), serde_json::Value::Null);
-    }
+/// The group of a result: its config with `depth` unset, as a JSON object with sorted
+/// keys, and that object's text (the key rows are sorted by).
+fn group_key(r: &RunResult) -> (String, serde_json::Value) {
+    let v = serde_json::to_value(r.config.clone().without(Field::Depth)).unwrap_or_default();
     (v.to_string(), v)
 }
 
@@ -143,13 +165,18 @@ pub fn exponents(points: &[(usize, Finals)]) -> [Option<Fit>; 3] {
 
 impl Summary {
     /// Summarizes the simulation results among `results` (named by `files`).
-    pub fn of(files: &[String], results: &[Stored]) -> Summary {
+    pub fn of(files: &[String], results: &[RunResult]) -> Summary {
         let mut rows: Vec<(String, Row)> = Vec::new();
         let mut groups: BTreeMap<String, (serde_json::Value, Vec<usize>)> = BTreeMap::new();
         // Predictions are independent: compute them on the rayon pool.
         let theories: Vec<Option<Finals>> = results
             .par_iter()
-            .map(|r| r.prediction().ok().map(|t| Finals::of(&t)))
+            .map(|r| {
+                let cfg = r.sim_config().ok()?;
+                crate::theory::predict_memo(&cfg)
+                    .ok()
+                    .map(|t| Finals::of(&t))
+            })
             .collect();
         for (k, (file, r)) in files.iter().zip(results).enumerate() {
             if r.source != Source::Simulation {
@@ -162,8 +189,8 @@ impl Summary {
                 key.clone(),
                 Row {
                     file: file.clone(),
-                    placement: c.placement.clone().unwrap_or_default(),
-                    scale: c.scale.clone().unwrap_or_default(),
+                    placement: c.text(Field::Placement).unwrap_or_default(),
+                    scale: c.text(Field::Scale).unwrap_or_default(),
                     depth: r.depth(),
                     width: c.width.unwrap_or_default(),
                     simulation: Finals::of(r),
@@ -210,35 +237,50 @@ impl Summary {
             });
         }
         Summary {
-            schema: crate::report::SCHEMA,
+            schema: crate::result::SCHEMA,
             rows: rows.into_iter().map(|(_, r)| r).collect(),
             fits,
+            skipped: Vec::new(),
         }
     }
 
-    /// Summarizes every result file in `dir`.
+    /// Summarizes every result file in `dir` of this build's engine revision; files that
+    /// cannot be read, or that another revision computed, are listed in `skipped`.
     pub fn of_dir(dir: &Path) -> Result<Summary, SweepError> {
         let mut files = Vec::new();
         let mut results = Vec::new();
+        let mut skipped = Vec::new();
         for name in store::result_names(dir)? {
-            for r in store::read_document(&dir.join(&name))? {
-                files.push(name.clone());
-                results.push(r);
+            match store::read_document(&dir.join(&name)) {
+                Ok(doc) if doc.engine != crate::simulate::ENGINE => skipped.push(format!(
+                    "{name}: engine revision {}, this build is {}",
+                    doc.engine,
+                    crate::simulate::ENGINE
+                )),
+                Ok(doc) => {
+                    for r in doc.results {
+                        files.push(name.clone());
+                        results.push(r);
+                    }
+                }
+                Err(e) => skipped.push(e.to_string()),
             }
         }
-        Ok(Summary::of(&files, &results))
+        let mut s = Summary::of(&files, &results);
+        s.skipped = skipped;
+        Ok(s)
     }
 
     /// Pretty JSON, newline-terminated.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a summary serializes") + "\n"
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// Writes `summary.json` into `dir`, atomically.
+    /// Writes `summary.json` into `dir`, atomically, unless it already has these bytes (so
+    /// a complete, read-only results directory needs no write).
     pub fn write(&self, dir: &Path) -> Result<(), SweepError> {
-        crate::report::AtomicFile::create(&dir.join(store::SUMMARY_FILE))
-            .and_then(|f| f.commit(self.to_json().as_bytes()))
-            .map_err(SweepError::Output)
+        store::write_summary(dir, self.to_json().as_bytes())?;
+        Ok(())
     }
 
     /// The summary as text: one line per configuration, then the fitted exponents.
@@ -274,6 +316,9 @@ impl Summary {
                 num(s.token_cos_last.mean, 12),
                 r.diverged
             );
+        }
+        for s in &self.skipped {
+            let _ = writeln!(out, "skipped {s}");
         }
         if self.fits.is_empty() {
             return out;

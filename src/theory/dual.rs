@@ -13,7 +13,9 @@ use std::f64::consts::PI;
 /// A scalar nonlinearity whose dual kernels are needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phi {
+    /// `max(u, 0)`.
     Relu,
+    /// `u Φ(u)`.
     Gelu,
     /// `silu(u) = u σ(u)`, the gate of swiglu.
     Silu,

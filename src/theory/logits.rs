@@ -38,9 +38,13 @@ pub const SEED: u64 = 0x736f_6674_6d61_7821;
 /// Per-matrix gains of attention (`var · fan_in`).
 #[derive(Clone, Copy, Debug)]
 pub struct Gains {
+    /// `W_q`.
     pub q: f64,
+    /// `W_k`.
     pub k: f64,
+    /// `W_v`.
     pub v: f64,
+    /// `W_o`.
     pub o: f64,
 }
 
@@ -162,10 +166,15 @@ pub fn query_score(
 /// What the backward pass needs: `(Γ_in, E[P K Pᵀ], E[Pᵀ Γ P], E[S_Q], E[S_K])`, the last four
 /// without gains.
 pub struct Backward {
+    /// `Γ_in`, the gradient kernel at the input.
     pub gin: Array2<f64>,
+    /// `E[P K Pᵀ]`.
     pub pkp: Array2<f64>,
+    /// `E[Pᵀ Γ P]`.
     pub ptgp: Array2<f64>,
+    /// `E[S_Q]`, the query-path score factor.
     pub s_q: Array2<f64>,
+    /// `E[S_K]`, the key-path score factor.
     pub s_k: Array2<f64>,
 }
 

@@ -20,8 +20,8 @@ use crate::init::{weight_std, Init};
 use crate::metrics::from_gram;
 use crate::norm::{Norm, EPS};
 use crate::placement::Placement;
-use crate::simulate::{weight_names, Blocks, Boundaries, BranchQ, RunResult, Source};
-use crate::summary::Series;
+use crate::result::{Blocks, Boundaries, BranchQ, RunResult, Source};
+use crate::summary::{Reason, Series};
 use ndarray::Array2;
 use std::collections::BTreeMap;
 pub use tape::Ctx;
@@ -32,8 +32,17 @@ use tape::{exchangeable, TheoryTape};
 pub enum TheoryError {
     /// The derivation's assumptions do not hold for this configuration.
     #[error("no prediction for {what}: {reason}")]
-    Unsupported { what: String, reason: String },
+    Unsupported {
+        /// The placement (or part) concerned.
+        what: String,
+        /// Which assumption fails.
+        reason: String,
+    },
 }
+
+/// The most memory the kernels of one prediction may take: the `L + 1` boundary kernels
+/// and about 64 more per block, `n × n` values each.
+pub const MAX_KERNEL_BYTES: f64 = 4.0 * (1u64 << 30) as f64;
 
 fn unsupported(cfg: &ModelConfig, reason: impl Into<String>) -> TheoryError {
     TheoryError::Unsupported {
@@ -42,31 +51,74 @@ fn unsupported(cfg: &ModelConfig, reason: impl Into<String>) -> TheoryError {
     }
 }
 
-/// The constants of the maps for a model.
-pub fn context(m: &ModelConfig) -> Ctx {
+/// Per-entry gains `var · fan_in` of a model's weights (DeepNorm's `β²` included):
+/// `(g_q, g_k, g_v, g_o, g_1, g_2, g_g)`, and the router's `g_r` of a mixture.
+pub fn gains(m: &ModelConfig) -> ([f64; 7], Option<f64>) {
     let (d, f) = (m.width, m.d_ff);
     let gain = |fi: usize, fo: usize| weight_std(m.init, m.sigma_w, fi, fo).powi(2) * fi as f64;
     let b2 = m.placement.init_gain(m.depth).powi(2);
-    Ctx {
+    (
+        [
+            gain(d, d),
+            gain(d, d),
+            gain(d, d) * b2,
+            gain(d, d) * b2,
+            gain(d, f) * b2,
+            gain(f, d) * b2,
+            gain(d, f) * b2,
+        ],
+        m.moe.map(|x| gain(d, x.experts)),
+    )
+}
+
+/// `c_A(ρ)`: the second moment of uniform (`zero-query`) attention's output per unit second
+/// moment of its input at token correlation `ρ`, `g_v g_o (ρ + (1 − ρ)/n)` (theory.md §0.2).
+pub fn uniform_attention_gain(m: &ModelConfig, rho: f64) -> f64 {
+    let ([_, _, g_v, g_o, ..], _) = gains(m);
+    g_v * g_o * (rho + (1.0 - rho) / m.tokens as f64)
+}
+
+/// `c_F`: the second moment of one dense feed-forward network's output per unit second
+/// moment of its input (relu: `g_1 g_2 / 2`; theory.md §0.2, §2.3).
+pub fn ffn_gain(m: &ModelConfig) -> f64 {
+    let ([.., g_1, g_2, g_g], _) = gains(m);
+    match m.act {
+        crate::ffn::Activation::Relu => dual::forward(dual::Phi::Relu, g_1, g_1, g_1) * g_2,
+        crate::ffn::Activation::Gelu => dual::forward(dual::Phi::Gelu, g_1, g_1, g_1) * g_2,
+        crate::ffn::Activation::Swiglu => dual::forward(dual::Phi::Silu, g_g, g_g, g_g) * g_1 * g_2,
+    }
+}
+
+/// The constants of the maps for a model; an error where a table they need would be too
+/// large (a mixture of very many experts).
+pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
+    let (d, f) = (m.width, m.d_ff);
+    let ([g_q, g_k, g_v, g_o, g_1, g_2, g_g], g_r) = gains(m);
+    let moe = match (m.moe, g_r) {
+        (Some(x), Some(g_r)) => Some((
+            g_r,
+            moe::Routing::new(x.experts, x.top_k).map_err(|e| unsupported(m, e))?,
+        )),
+        _ => None,
+    };
+    Ok(Ctx {
         n: m.tokens,
         d,
         d_ff: f,
         norm: m.norm,
         mask: m.mask,
         act: m.act,
-        g_q: gain(d, d),
-        g_k: gain(d, d),
-        g_v: gain(d, d) * b2,
-        g_o: gain(d, d) * b2,
-        g_1: gain(d, f) * b2,
-        g_2: gain(f, d) * b2,
-        g_g: gain(d, f) * b2,
+        g_q,
+        g_k,
+        g_v,
+        g_o,
+        g_1,
+        g_2,
+        g_g,
         zero_query: m.init == Init::ZeroQuery,
         exchangeable: m.mask == Mask::Bidirectional,
-        moe: m
-            .moe
-            .map(|x| (gain(d, x.experts), moe::Routing::new(x.experts, x.top_k))),
-    }
+        moe,
+    })
 }
 
 /// Whether block `l`'s trunk norms see gradients orthogonal to their input: everything above
@@ -90,20 +142,28 @@ pub fn input_kernel(m: &ModelConfig) -> Array2<f64> {
     Array2::from_shape_fn((n, n), |(i, j)| if i == j { 1.0 } else { m.rho0 })
 }
 
-/// A series known exactly (no seeds): `lo`, `hi` null and `n` 0.
-fn exact(values: Vec<Option<f64>>) -> Series {
-    let len = values.len();
-    Series {
-        mean: values,
-        lo: vec![None; len],
-        hi: vec![None; len],
-        n: vec![0; len],
-    }
-}
-
 /// The mean-field prediction for `cfg`, layer by layer.
 pub fn predict(cfg: &SimConfig) -> Result<RunResult, TheoryError> {
     predict_with(cfg, &|_| {})
+}
+
+/// [`predict`], memoized per process by config: drawing several figures of the same results
+/// (or a summary and then figures) predicts each configuration once.
+pub fn predict_memo(cfg: &SimConfig) -> Result<RunResult, TheoryError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Memo = Mutex<HashMap<String, Result<RunResult, TheoryError>>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Memo::default);
+    let key = cfg.canonical();
+    if let Some(v) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v.clone();
+    }
+    let v = predict(cfg);
+    memo.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, v.clone());
+    v
 }
 
 /// [`predict`] with the map constants changed by `tweak` first: used to prove that a check
@@ -117,9 +177,22 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
              Monte Carlo routing integral (theory.md §2.4); the bidirectional mask is derived",
         ));
     }
-    let mut ctx = context(m);
-    tweak(&mut ctx);
     let (n, depth) = (m.tokens, m.depth);
+    let kernel_bytes = (depth as f64 + 65.0) * (n as f64).powi(2) * 8.0;
+    if kernel_bytes > MAX_KERNEL_BYTES {
+        return Err(unsupported(
+            m,
+            format!(
+                "the prediction keeps {} kernels of {n} × {n} tokens ({:.1} GiB, more than the \
+                 {:.0} GiB limit)",
+                depth + 65,
+                kernel_bytes / (1u64 << 30) as f64,
+                MAX_KERNEL_BYTES / (1u64 << 30) as f64
+            ),
+        ));
+    }
+    let mut ctx = context(m)?;
+    tweak(&mut ctx);
     let fix = |k: Array2<f64>| {
         if ctx.exchangeable {
             exchangeable(&k)
@@ -128,14 +201,15 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         }
     };
 
-    // Forward.
+    // Forward, until the kernel vanishes (a token's second moment underflows to 0).
     let mut ks = vec![input_kernel(m)];
     let mut adj = Vec::with_capacity(depth);
     let (mut qpre, mut aq, mut fq) = (Vec::new(), Vec::new(), Vec::new());
+    let mut vanished = None;
     for l in 1..=depth {
         let (mut t, x) =
             TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-        let out = m.placement.block(&mut t, x, l, m);
+        let out = m.placement.block(&mut t, x, &m.block_ctx(l));
         if let Some(e) = t.error() {
             return Err(unsupported(m, format!("block {l}: {e}")));
         }
@@ -146,6 +220,13 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                 format!("the recursion overflows at block {l}"),
             ));
         }
+        // A token's second moment below the normal range has lost its precision: the
+        // signal has vanished (as a simulation reports a token that is exactly zero).
+        if k.diag().iter().any(|&v| v < f64::MIN_POSITIVE) {
+            vanished = Some(l);
+            break;
+        }
+        check_covariance(&k).map_err(|e| unsupported(m, format!("block {l}: {e}")))?;
         let cross = t.cross_input_diag(out);
         let kx = &ks[l - 1];
         let cos: f64 = (0..n)
@@ -161,89 +242,116 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     }
 
     // Backward, with Γ kept at unit trace and its scale in log10 (as the engine does).
-    let names = weight_names(m);
-    let top = Array2::<f64>::eye(n) / n as f64;
-    let mut gamma = if m.placement.output_norm() {
-        let kl = &ks[depth];
-        let f = match m.norm {
-            Norm::Layernorm => 1.0 - 1.0 / m.width as f64,
-            Norm::Rmsnorm => 1.0,
-        };
-        let proj = 1.0 - 1.0 / m.width as f64;
-        Array2::from_shape_fn((n, n), |(i, j)| {
-            let di = f.sqrt() / (f * kl[[i, i]] + EPS).sqrt();
-            let dj = f.sqrt() / (f * kl[[j, j]] + EPS).sqrt();
-            top[[i, j]] * di * dj * proj
-        })
-    } else {
-        top
-    };
-    let mut lg = 0.0;
+    let names = m.weight_names();
     let mut log10_grad = vec![None; depth + 1];
-    let mut log10_param: Vec<Vec<Option<f64>>> = vec![vec![None; depth]; names.len()];
-    let mut renormalize = |gamma: &mut Array2<f64>, l: usize| -> Result<f64, TheoryError> {
-        let tr = gamma.diag().sum();
-        if !(tr.is_finite() && tr > 0.0) {
-            return Err(unsupported(
-                m,
-                format!("the gradient recursion degenerates at block {}", l + 1),
-            ));
-        }
-        *gamma /= tr;
-        lg += tr.log10();
-        log10_grad[l] = Some(0.5 * lg);
-        Ok(lg)
-    };
-    let mut scale = renormalize(&mut gamma, depth)?;
-    for l in (1..=depth).rev() {
-        let (mut t, x) =
-            TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-        let out = m.placement.block(&mut t, x, l, m);
-        let (gin, params) = t.backward(out, gamma);
-        for (name, v) in params {
-            if let (Some(j), Some(v)) = (names.iter().position(|&w| w == name), v) {
-                if v > 0.0 {
-                    log10_param[j][l - 1] = Some(0.5 * (v.log10() + scale));
+    // `Some(None)`: a weight whose gradient is exactly zero; `None`: no prediction.
+    let mut log10_param: Vec<Vec<Option<Option<f64>>>> = vec![vec![None; depth]; names.len()];
+    if vanished.is_none() {
+        let top = Array2::<f64>::eye(n) / n as f64;
+        let mut gamma = if m.placement.output_norm() {
+            let kl = &ks[depth];
+            let f = match m.norm {
+                Norm::Layernorm => 1.0 - 1.0 / m.width as f64,
+                Norm::Rmsnorm => 1.0,
+            };
+            let proj = 1.0 - 1.0 / m.width as f64;
+            Array2::from_shape_fn((n, n), |(i, j)| {
+                let di = f.sqrt() / (f * kl[[i, i]] + EPS).sqrt();
+                let dj = f.sqrt() / (f * kl[[j, j]] + EPS).sqrt();
+                top[[i, j]] * di * dj * proj
+            })
+        } else {
+            top
+        };
+        let mut lg = 0.0;
+        let mut renormalize = |gamma: &mut Array2<f64>, l: usize| -> Result<f64, TheoryError> {
+            let tr = gamma.diag().sum();
+            if !(tr.is_finite() && tr > 0.0) {
+                return Err(unsupported(
+                    m,
+                    format!("the gradient recursion degenerates at block {}", l + 1),
+                ));
+            }
+            *gamma /= tr;
+            lg += tr.log10();
+            log10_grad[l] = Some(0.5 * lg);
+            Ok(lg)
+        };
+        let mut scale = renormalize(&mut gamma, depth)?;
+        for l in (1..=depth).rev() {
+            let (mut t, x) =
+                TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
+            let out = m.placement.block(&mut t, x, &m.block_ctx(l));
+            let (gin, params) = t.backward(out, gamma);
+            for (name, v) in params {
+                if let (Some(j), Some(v)) = (names.iter().position(|&w| w == name), v) {
+                    log10_param[j][l - 1] = Some(if v > 0.0 {
+                        Some(0.5 * (v.log10() + scale))
+                    } else {
+                        None
+                    });
                 }
             }
+            gamma = fix(gin);
+            scale = renormalize(&mut gamma, l - 1)?;
         }
-        gamma = fix(gin);
-        scale = renormalize(&mut gamma, l - 1)?;
     }
 
-    let bd: Vec<_> = ks.iter().map(|k| from_gram(k, 1)).collect();
-    let col = |f: fn(&crate::metrics::Boundary) -> f64| {
-        exact(
-            bd.iter()
-                .map(|b| Some(f(b)).filter(|v| v.is_finite()))
+    // Entries past a vanished kernel are absent for that reason; the rest as computed.
+    let past = |i: usize, first: usize| vanished.is_some_and(|_| i >= first);
+    let first_boundary = vanished.unwrap_or(depth + 1);
+    let first_block = vanished.map_or(depth, |l| l - 1);
+    let over = |len: usize, first: usize, value: &dyn Fn(usize) -> Result<f64, Reason>| {
+        Series::exact(
+            (0..len)
+                .map(|i| {
+                    if past(i, first) {
+                        Err(Reason::Vanished)
+                    } else {
+                        value(i)
+                    }
+                })
                 .collect(),
         )
+    };
+    let bd: Vec<_> = ks.iter().map(|k| from_gram(k, 1)).collect();
+    let col = |f: fn(&crate::metrics::Boundary) -> f64| {
+        over(depth + 1, first_boundary, &|i| {
+            Some(f(&bd[i]))
+                .filter(|v| v.is_finite())
+                .ok_or(Reason::Undefined)
+        })
+    };
+    let probe = |v: &Vec<Option<f64>>| over(depth, first_block, &|i| v[i].ok_or(Reason::Undefined));
+    let gradient = |lin: bool| {
+        over(depth + 1, 0, &|i| {
+            let v = log10_grad[i].ok_or(Reason::Undefined)?;
+            Ok(if lin { 10f64.powf(v) } else { v })
+        })
     };
     let mut log10_param_grad = BTreeMap::new();
     let mut param_grad = BTreeMap::new();
     for (j, name) in names.iter().enumerate() {
         let v = &log10_param[j];
-        log10_param_grad.insert(*name, exact(v.clone()));
-        param_grad.insert(
-            *name,
-            exact(v.iter().map(|x| x.map(|x| 10f64.powf(x))).collect()),
-        );
+        let entry = |i: usize, lin: bool| match v[i] {
+            None => Err(Reason::NotPredicted),
+            Some(None) if lin => Ok(0.0),
+            Some(None) => Err(Reason::Zero),
+            Some(Some(x)) => Ok(if lin { 10f64.powf(x) } else { x }),
+        };
+        log10_param_grad.insert(*name, over(depth, 0, &|i| entry(i, false)));
+        param_grad.insert(*name, over(depth, 0, &|i| entry(i, true)));
     }
     Ok(RunResult {
         source: Source::Theory,
         config: cfg.to_raw(),
         diverged: Vec::new(),
-        loss: exact(vec![Some(0.0)]),
+        loss: Series::exact(vec![Ok(0.0)]),
         boundaries: Boundaries {
             l: (0..=depth).collect(),
             q: col(|b| b.q),
-            grad: exact(
-                log10_grad
-                    .iter()
-                    .map(|v| v.map(|x| 10f64.powf(x)))
-                    .collect(),
-            ),
-            log10_grad: exact(log10_grad),
+            grad: gradient(true),
+            log10_grad: gradient(false),
             token_cos: col(|b| b.token_cos),
             eff_rank: col(|b| b.eff_rank),
             stable_rank: col(|b| b.stable_rank),
@@ -252,14 +360,33 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         blocks: Blocks {
             l: (1..=depth).collect(),
             alpha: (1..=depth).map(|l| m.scale.alpha(l, depth)).collect(),
-            adj_cos: exact(adj),
-            q_pre_norm: exact(qpre),
+            adj_cos: probe(&adj),
+            q_pre_norm: probe(&qpre),
             branch_q: BranchQ {
-                attn: exact(aq),
-                ffn: exact(fq),
+                attn: probe(&aq),
+                ffn: probe(&fq),
             },
             log10_param_grad,
             param_grad,
         },
+        per_seed: None,
     })
+}
+
+/// An error when `k` is not a covariance of tokens up to rounding: a correlation above 1
+/// by more than `1e-9` means an approximation was used outside its regime.
+fn check_covariance(k: &Array2<f64>) -> Result<(), String> {
+    let n = k.nrows();
+    for i in 0..n {
+        for j in 0..n {
+            let r = k[[i, j]] / (k[[i, i]].sqrt() * k[[j, j]].sqrt());
+            if i != j && r.abs() > 1.0 + 1e-9 {
+                return Err(format!(
+                    "the predicted token correlation is {r:.6}, outside [-1, 1]: the kernel \
+                     approximation does not hold here (theory.md §2.5.3)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

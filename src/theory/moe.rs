@@ -67,10 +67,29 @@ fn gates(logits: &[f64], k: usize, out: &mut Vec<(usize, f64)>) {
     }
 }
 
+/// The most memory the two tables of draws may take (`2 · DRAWS · E` values): 1 GiB, which
+/// allows `E ≤ 1024` experts.
+pub const MAX_TABLE_BYTES: f64 = (1u64 << 30) as f64;
+
 impl Routing {
-    /// The draws for `experts` experts and `top_k ≤ experts` gates per token.
-    pub fn new(experts: usize, top_k: usize) -> Routing {
-        assert!(top_k >= 1 && top_k <= experts, "1 ≤ k ≤ E");
+    /// The draws for `experts` experts and `1 ≤ top_k ≤ experts` gates per token; an error
+    /// (the reason) for other `top_k`, or for so many experts that the tables of draws
+    /// would exceed [`MAX_TABLE_BYTES`].
+    pub fn new(experts: usize, top_k: usize) -> Result<Routing, String> {
+        if top_k == 0 || top_k > experts {
+            return Err(format!(
+                "a mixture needs 1 ≤ top-k ≤ experts, not top-k = {top_k} of {experts}"
+            ));
+        }
+        let bytes = 2.0 * DRAWS as f64 * experts as f64 * 8.0;
+        if bytes > MAX_TABLE_BYTES {
+            return Err(format!(
+                "{experts} experts need {:.1} GiB of Monte Carlo gate draws, more than the \
+                 {:.0} GiB limit (theory.md §2.4)",
+                bytes / MAX_TABLE_BYTES,
+                1.0
+            ));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(SEED);
         let mut draw = |len: usize| -> Vec<f64> {
             (0..len)
@@ -79,12 +98,12 @@ impl Routing {
         };
         let z = draw(DRAWS * experts);
         let w = draw(DRAWS * experts);
-        Routing {
+        Ok(Routing {
             experts,
             top_k,
             z,
             w,
-        }
+        })
     }
 
     /// `(M, R)` for logit standard deviations `s_i`, `s_j` and input correlation `rho`.
@@ -123,8 +142,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn impossible_or_huge_mixtures_are_errors_not_panics() {
+        assert!(Routing::new(4, 0).is_err());
+        assert!(Routing::new(4, 5).is_err());
+        let e = Routing::new(100_000, 1).unwrap_err();
+        assert!(e.contains("GiB"), "{e}");
+        assert!(Routing::new(usize::MAX, 1).is_err());
+    }
+
+    #[test]
     fn one_expert_per_token_has_unit_gates_and_no_router_path() {
-        let r = Routing::new(4, 1);
+        let r = Routing::new(4, 1).unwrap();
         let (m, rr) = r.pair(0.7, 0.7, 1.0);
         assert_eq!((m, rr), (1.0, 0.0));
         // Two independent tokens pick the same of 4 experts with probability 1/4.
@@ -157,7 +185,7 @@ mod tests {
         // Monte Carlo error: Σ g² lies in [1/2, 1] for k = 2, so its standard deviation is at
         // most 1/4 and 4 standard errors are at most 4·0.25/√N = 0.0039 (measured: 1e-6 at
         // s = 0.1 to 8e-4 at s = 2). The midpoint rule is good to 1e-6 here.
-        let r = Routing::new(8, 2);
+        let r = Routing::new(8, 2).unwrap();
         for (s, table) in [(0.1, 0.5007), (0.5, 0.5163), (1.0, 0.5538), (2.0, 0.6364)] {
             let exact = s2_top2(8, s);
             let (mc, _) = r.pair(s, s, 1.0);
@@ -175,7 +203,7 @@ mod tests {
     #[test]
     fn small_logits_give_uniform_gates() {
         // s → 0: g = 1/k on the top k, S_2 = 1/k, R_2 = (1/k)(1 − 1/k) (theory.md §2.4).
-        let r = Routing::new(8, 4);
+        let r = Routing::new(8, 4).unwrap();
         let (m, rr) = r.pair(1e-9, 1e-9, 1.0);
         assert!(
             (m - 0.25).abs() < 1e-9 && (rr - 0.1875).abs() < 1e-9,

@@ -21,27 +21,40 @@ use super::moe::Routing;
 use super::TheoryError;
 use crate::attention::Mask;
 use crate::block::{BlockOps, Probe};
+use crate::choice::Choice;
 use crate::ffn::Activation;
 use crate::norm::{Norm, EPS};
+use crate::weight::WeightName;
 use ndarray::{Array1, Array2};
 
 /// Per-configuration constants of the maps.
 #[derive(Clone, Debug)]
 pub struct Ctx {
+    /// Tokens `n`.
     pub n: usize,
+    /// Width `d`.
     pub d: usize,
+    /// Feed-forward width.
     pub d_ff: usize,
+    /// The norm.
     pub norm: Norm,
+    /// The attention mask.
     pub mask: Mask,
+    /// The feed-forward activation.
     pub act: Activation,
     /// Per-entry gains `var · fan_in` of `W_q, W_k, W_v, W_o` (DeepNorm's `β²` included).
     pub g_q: f64,
+    /// `W_k`.
     pub g_k: f64,
+    /// `W_v`.
     pub g_v: f64,
+    /// `W_o`.
     pub g_o: f64,
     /// Gains of `W_1, W_2, W_g`.
     pub g_1: f64,
+    /// `W_2`.
     pub g_2: f64,
+    /// `W_g`.
     pub g_g: f64,
     /// `W_q = 0`: attention is exactly uniform.
     pub zero_query: bool,
@@ -184,7 +197,7 @@ fn gate_kernels(k: &Array2<f64>, g_r: f64, routing: &Routing) -> (Array2<f64>, A
 
 /// Mean-field values of one weight gradient: `E‖∂ℓ/∂W‖_F²`, or `None` where the theory
 /// has no prediction (or the gradient is exactly zero).
-pub type ParamGrads = Vec<(&'static str, Option<f64>)>;
+pub type ParamGrads = Vec<(WeightName, Option<f64>)>;
 
 /// One block's mean-field forward pass, recorded for its backward pass.
 pub struct TheoryTape<'c> {
@@ -317,7 +330,7 @@ impl<'c> TheoryTape<'c> {
     }
 
     /// The gradient kernel at the block input from the kernel `gamma_out` at node `out`, and
-    /// the mean-field `E‖∂ℓ/∂W‖²` of each weight (names as [`crate::simulate::weight_names`]).
+    /// the mean-field `E‖∂ℓ/∂W‖²` of each weight (names as [`crate::config::ModelConfig::weight_names`]).
     pub fn backward(&self, out: usize, gamma_out: Array2<f64>) -> (Array2<f64>, ParamGrads) {
         let c = self.ctx;
         let n = c.n;
@@ -383,11 +396,7 @@ impl<'c> TheoryTape<'c> {
             .take()
             .map_or_else(|| Array2::zeros((n, n)), |g| g.kernel(&gsrc));
         // Parameters were visited top-down; report them in the simulation's order.
-        let order = [
-            "attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o", "ffn.w_1", "ffn.w_2", "ffn.w_g",
-            "moe.w_r", "moe.w_1", "moe.w_2", "moe.w_g",
-        ];
-        params.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
+        params.sort_by_key(|(name, _)| name.index());
         (gx, params)
     }
 
@@ -410,15 +419,15 @@ impl<'c> TheoryTape<'c> {
             let b = logits::backward(k_in, gy, self.gains(), c.mask);
             let params = vec![
                 (
-                    "attn.w_q",
+                    WeightName::AttnQ,
                     Some(d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &b.s_q).sum()),
                 ),
                 (
-                    "attn.w_k",
+                    WeightName::AttnK,
                     Some(d * c.g_q * c.g_v * c.g_o * (k_in * &b.s_k).sum()),
                 ),
-                ("attn.w_v", Some(d * c.g_o * (k_in * &b.ptgp).sum())),
-                ("attn.w_o", Some(d * c.g_v * (&b.pkp * gy).sum())),
+                (WeightName::AttnV, Some(d * c.g_o * (k_in * &b.ptgp).sum())),
+                (WeightName::AttnO, Some(d * c.g_v * (&b.pkp * gy).sum())),
             ];
             return (b.gin, params);
         }
@@ -437,10 +446,11 @@ impl<'c> TheoryTape<'c> {
             let s = logits::query_score(&p, &k_in.mapv(|v| v * v), &kp, &pkp);
             let w_q = d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &s).sum();
             let params = vec![
-                ("attn.w_q", Some(w_q)),
-                ("attn.w_k", None),
-                ("attn.w_v", Some(w_v)),
-                ("attn.w_o", Some(w_o)),
+                (WeightName::AttnQ, Some(w_q)),
+                // Q = 0: the scores do not depend on W_k, whose gradient is exactly 0.
+                (WeightName::AttnK, Some(0.0)),
+                (WeightName::AttnV, Some(w_v)),
+                (WeightName::AttnO, Some(w_o)),
             ];
             return (gin, params);
         }
@@ -477,10 +487,10 @@ impl<'c> TheoryTape<'c> {
             },
         );
         let params = vec![
-            ("attn.w_q", None),
-            ("attn.w_k", None),
-            ("attn.w_v", None),
-            ("attn.w_o", None),
+            (WeightName::AttnQ, None),
+            (WeightName::AttnK, None),
+            (WeightName::AttnV, None),
+            (WeightName::AttnO, None),
         ];
         (gin, params)
     }
@@ -515,15 +525,11 @@ impl<'c> TheoryTape<'c> {
         let (mut gin, dense) = self.ffn_backward(k_in, &(gy * &gates.m));
         let router = &(&gates.k_f * gy) * &gates.r;
         gin = gin + &router * *g_r;
-        let mut params = vec![("moe.w_r", Some(self.ctx.d as f64 * (k_in * &router).sum()))];
-        params.extend(dense.into_iter().map(|(name, v)| {
-            let renamed = match name {
-                "ffn.w_1" => "moe.w_1",
-                "ffn.w_2" => "moe.w_2",
-                _ => "moe.w_g",
-            };
-            (renamed, v)
-        }));
+        let mut params = vec![(
+            WeightName::MoeWr,
+            Some(self.ctx.d as f64 * (k_in * &router).sum()),
+        )];
+        params.extend(dense.into_iter().map(|(name, v)| (name.in_mixture(), v)));
         (gin, params)
     }
 
@@ -539,8 +545,8 @@ impl<'c> TheoryTape<'c> {
                 let gh = &slope * gy * c.g_2;
                 let gin = &gh * c.g_1;
                 let params = vec![
-                    ("ffn.w_1", Some(d * (k_in * &gh).sum())),
-                    ("ffn.w_2", Some(dff * (&value * gy).sum())),
+                    (WeightName::FfnW1, Some(d * (k_in * &gh).sum())),
+                    (WeightName::FfnW2, Some(dff * (&value * gy).sum())),
                 ];
                 (gin, params)
             }
@@ -556,9 +562,9 @@ impl<'c> TheoryTape<'c> {
                 let gin = &g_gate * c.g_g + &g_up * c.g_1;
                 let z = &s_val * &up;
                 let params = vec![
-                    ("ffn.w_1", Some(d * (k_in * &g_up).sum())),
-                    ("ffn.w_2", Some(dff * (&z * gy).sum())),
-                    ("ffn.w_g", Some(d * (k_in * &g_gate).sum())),
+                    (WeightName::FfnW1, Some(d * (k_in * &g_up).sum())),
+                    (WeightName::FfnW2, Some(dff * (&z * gy).sum())),
+                    (WeightName::FfnWg, Some(d * (k_in * &g_gate).sum())),
                 ];
                 (gin, params)
             }

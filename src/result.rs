@@ -1,0 +1,316 @@
+//! The result schema: one type, written and read back by every command (`simulate`,
+//! `theory`, `sweep`, `check`, `plot`, `merge`). Field by field in `analysis/schema.md`.
+//!
+//! A [`Document`] is `{"schema": 1, "crate": "spannorm", "version": …, "engine": …,
+//! "results": [RunResult, …]}`, one [`RunResult`] per configuration. Every series entry is a
+//! mean with its interval and its number of seeds `n`, or absent with a stated reason
+//! ([`crate::summary::Reason`]); [`RunResult::holes`] lists any entry that is not, so a
+//! consumer (or a test) can verify a file has no silent gaps.
+//!
+//! # Versions
+//! Files written before the `missing`, `per_seed` and divergence `reason` fields existed
+//! load unchanged (the fields default to empty); files without `engine` are revision 0.
+//! [`Document::from_json`] is the one place an older layout would be migrated.
+
+use crate::config::RawConfig;
+use crate::metrics::SeedRecord;
+use crate::stack::{Failure, Pass};
+use crate::summary::{Reason, Series};
+use crate::weight::WeightName;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the JSON layout; bumped on any incompatible change.
+pub const SCHEMA: u32 = 1;
+
+/// Where a result's numbers come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Measured on simulated stacks, summarized over seeds.
+    Simulation,
+    /// Predicted by mean-field theory (no seeds: `lo`, `hi` null, `n` 0).
+    Theory,
+}
+
+/// A seed whose run stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedDivergence {
+    /// Seed index (`0..seeds`).
+    pub seed: usize,
+    /// The block where it stopped.
+    pub block: usize,
+    /// The pass that found it.
+    pub pass: Pass,
+    /// Non-finite (not written) or vanished.
+    #[serde(default, skip_serializing_if = "Failure::is_non_finite")]
+    pub reason: Failure,
+}
+
+impl std::fmt::Display for SeedDivergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pass = match self.pass {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+        };
+        match self.reason {
+            Failure::NonFinite => write!(
+                f,
+                "seed {} diverged at block {} ({pass})",
+                self.seed, self.block
+            ),
+            Failure::Vanished => write!(
+                f,
+                "seed {}: signal vanished at block {} ({pass}; exactly zero)",
+                self.seed, self.block
+            ),
+        }
+    }
+}
+
+/// Metrics at block boundaries `l = 0..L`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Boundaries {
+    /// `[0, 1, …, L]`.
+    pub l: Vec<usize>,
+    /// Second moment of the residual stream.
+    pub q: Series,
+    /// `log10 ‖∂ℓ/∂X_l‖_F`.
+    pub log10_grad: Series,
+    /// `‖∂ℓ/∂X_l‖_F`, mean of the linear values (can underflow to 0 or overflow where
+    /// `log10_grad` cannot).
+    pub grad: Series,
+    /// Mean cosine between distinct tokens.
+    pub token_cos: Series,
+    /// Effective rank (Roy & Vetterli 2007).
+    pub eff_rank: Series,
+    /// Stable rank.
+    pub stable_rank: Series,
+    /// Distance from rank one (Dong et al. 2021).
+    pub rank1_residual: Series,
+}
+
+/// Second moments of the sublayer outputs, per block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BranchQ {
+    /// Attention output.
+    pub attn: Series,
+    /// Feed-forward output.
+    pub ffn: Series,
+}
+
+/// Metrics per block `l = 1..L`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Blocks {
+    /// `[1, …, L]`.
+    pub l: Vec<usize>,
+    /// The branch scale `α_l` of each block.
+    pub alpha: Vec<f64>,
+    /// Mean over tokens of `cos(x_{l-1,i}, x_{l,i})`.
+    pub adj_cos: Series,
+    /// Second moment of the sum entering the closing norm.
+    pub q_pre_norm: Series,
+    /// Sublayer output second moments.
+    pub branch_q: BranchQ,
+    /// `log10 ‖∂ℓ/∂W‖_F` per weight.
+    pub log10_param_grad: BTreeMap<WeightName, Series>,
+    /// `‖∂ℓ/∂W‖_F` per weight.
+    pub param_grad: BTreeMap<WeightName, Series>,
+}
+
+/// One configuration's results, summarized over its seeds (or predicted).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Simulation or theory.
+    pub source: Source,
+    /// The resolved configuration, every default explicit.
+    pub config: RawConfig,
+    /// Seeds that stopped early.
+    pub diverged: Vec<SeedDivergence>,
+    /// The loss `ℓ` (one value per seed, summarized).
+    pub loss: Series,
+    /// Per-boundary metrics.
+    pub boundaries: Boundaries,
+    /// Per-block metrics.
+    pub blocks: Blocks,
+    /// Every seed's own values (`simulate --per-seed`), for statistics the means cannot
+    /// give (a per-seed ratio, a slope's spread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_seed: Option<Vec<SeedRecord>>,
+}
+
+/// An entry of a result that is neither a value nor explained: what
+/// [`RunResult::holes`] reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hole {
+    /// The series, as in the CSV (`boundaries.q`, `log10_param_grad.attn.w_q`, ...).
+    pub series: String,
+    /// The entry.
+    pub index: usize,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl RunResult {
+    /// Depth `L` of the stack.
+    pub fn depth(&self) -> usize {
+        self.boundaries.l.len().saturating_sub(1)
+    }
+
+    /// Seeds the result was computed with (0 for a prediction).
+    pub fn seeds(&self) -> usize {
+        match self.source {
+            Source::Theory => 0,
+            Source::Simulation => self.config.seeds.unwrap_or(0),
+        }
+    }
+
+    /// Every series with its name as in the CSV (`q`, `branch_q.attn`,
+    /// `log10_param_grad.attn.w_q`, ...), loss first.
+    pub fn series(&self) -> Vec<(String, &Series)> {
+        let b = &self.boundaries;
+        let k = &self.blocks;
+        let mut v: Vec<(String, &Series)> = vec![
+            ("loss".into(), &self.loss),
+            ("q".into(), &b.q),
+            ("log10_grad".into(), &b.log10_grad),
+            ("grad".into(), &b.grad),
+            ("token_cos".into(), &b.token_cos),
+            ("eff_rank".into(), &b.eff_rank),
+            ("stable_rank".into(), &b.stable_rank),
+            ("rank1_residual".into(), &b.rank1_residual),
+            ("adj_cos".into(), &k.adj_cos),
+            ("q_pre_norm".into(), &k.q_pre_norm),
+            ("branch_q.attn".into(), &k.branch_q.attn),
+            ("branch_q.ffn".into(), &k.branch_q.ffn),
+        ];
+        for (w, s) in &k.log10_param_grad {
+            v.push((format!("log10_param_grad.{w}"), s));
+        }
+        for (w, s) in &k.param_grad {
+            v.push((format!("param_grad.{w}"), s));
+        }
+        v
+    }
+
+    /// Entries that are neither a finite value nor explained by a `missing` run: `null`
+    /// means without a reason, fewer seeds than the run had without a reason for each,
+    /// `null` intervals with two or more seeds without `interval-overflow`, non-finite
+    /// numbers, lengths that do not match the depth. Empty for every result this crate
+    /// writes (the fuzz tests hold it to that).
+    pub fn holes(&self) -> Vec<Hole> {
+        let mut out = Vec::new();
+        let seeds = self.seeds();
+        let depth = self.depth();
+        for (name, s) in self.series() {
+            let want = match name.as_str() {
+                "loss" => 1,
+                "q" | "log10_grad" | "grad" | "token_cos" | "eff_rank" | "stable_rank"
+                | "rank1_residual" => depth + 1,
+                _ => depth,
+            };
+            let mut hole = |index: usize, what: String| {
+                out.push(Hole {
+                    series: name.clone(),
+                    index,
+                    what,
+                })
+            };
+            if [s.lo.len(), s.hi.len(), s.n.len(), s.mean.len()] != [want; 4] {
+                hole(0, format!("{} entries, expected {want}", s.mean.len()));
+                continue;
+            }
+            for i in 0..want {
+                let absent = s.absent_at(i);
+                let explained: usize = absent
+                    .iter()
+                    .filter(|(r, _)| *r != Reason::IntervalOverflow)
+                    .map(|(_, c)| c)
+                    .sum();
+                let values = [s.mean[i], s.lo[i], s.hi[i]];
+                if values.iter().flatten().any(|v| !v.is_finite()) {
+                    hole(i, "a non-finite number".into());
+                }
+                match self.source {
+                    Source::Simulation => {
+                        if s.n[i] + explained != seeds {
+                            hole(
+                                i,
+                                format!(
+                                    "{} of {seeds} seeds, {explained} absent with a reason",
+                                    s.n[i]
+                                ),
+                            );
+                        }
+                        if (s.mean[i].is_some()) != (s.n[i] > 0) {
+                            hole(i, format!("mean {:?} with n = {}", s.mean[i], s.n[i]));
+                        }
+                        let interval = s.lo[i].is_some() && s.hi[i].is_some();
+                        let overflow = absent.iter().any(|(r, _)| *r == Reason::IntervalOverflow);
+                        if s.n[i] >= 2 && !interval && !overflow {
+                            hole(i, "no interval with two or more seeds".into());
+                        }
+                    }
+                    Source::Theory => {
+                        if s.mean[i].is_none() && absent.is_empty() {
+                            hole(i, "no prediction and no reason".into());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The whole JSON document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// `"spannorm"`.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    /// The crate version that wrote the file.
+    pub version: String,
+    /// [`crate::simulate::ENGINE`]: which revision of the simulation produced the numbers.
+    #[serde(default)]
+    pub engine: u32,
+    /// One result per configuration.
+    pub results: Vec<RunResult>,
+}
+
+impl Document {
+    /// A document of `results` by this build.
+    pub fn new(results: Vec<RunResult>) -> Document {
+        Document {
+            schema: SCHEMA,
+            crate_name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            engine: crate::simulate::ENGINE,
+            results,
+        }
+    }
+
+    /// Pretty JSON, newline-terminated.
+    pub fn to_json(&self) -> Result<String, crate::error::OutputError> {
+        Ok(serde_json::to_string_pretty(self)? + "\n")
+    }
+
+    /// Reads a document (any schema this build knows; see the module docs).
+    pub fn from_json(text: &str) -> Result<Document, String> {
+        #[derive(Deserialize)]
+        struct Head {
+            schema: u32,
+        }
+        let head: Head =
+            serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))?;
+        if head.schema != SCHEMA {
+            return Err(format!(
+                "schema {} (this build reads schema {SCHEMA})",
+                head.schema
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))
+    }
+}
