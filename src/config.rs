@@ -84,6 +84,11 @@ pub mod defaults {
 /// The most seeds one configuration may ask for (per-seed records are kept in memory).
 pub const MAX_SEEDS: usize = 100_000;
 
+/// The most experts a mixture may have: every expert's weights are drawn for every block
+/// (selection depends on them), so the cost grows with `E` whatever `k`; 1024 is beyond any
+/// published mixture and what the theory's gate tables allow ([`crate::theory::moe`]).
+pub const MAX_EXPERTS: usize = 1024;
+
 /// What the `placement` field names: one placement, or every one (`all`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlacementSpec {
@@ -621,6 +626,12 @@ impl RawConfig {
                 ))
             }
             (Some(0), _) => return Err(ConfigError::invalid("moe-experts", "must be at least 1")),
+            (Some(e), _) if e > MAX_EXPERTS => {
+                return Err(ConfigError::invalid(
+                    "moe-experts",
+                    format!("{e} is more than the limit of {MAX_EXPERTS}"),
+                ))
+            }
             (Some(experts), k) => {
                 let top_k = k.unwrap_or(defaults::MOE_TOP_K.min(experts));
                 if top_k == 0 || top_k > experts {
@@ -770,6 +781,10 @@ mod tests {
             (raw(Placement::Pre).rho0(1.0), "rho0"),
             (raw(Placement::Pre).moe_experts(2).moe_top_k(3), "moe-top-k"),
             (raw(Placement::AttnOnly).moe_experts(2), "moe-experts"),
+            (
+                raw(Placement::Pre).moe_experts(MAX_EXPERTS + 1),
+                "moe-experts",
+            ),
             (raw(Placement::Pre).inner_norm(true), "inner-norm"),
             (raw(Placement::Pre).sigma_w(f64::NAN), "sigma-w"),
             (raw(Placement::AttnOnly).scale(Scale::SqrtDepth), "scale"),

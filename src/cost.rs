@@ -165,8 +165,8 @@ mod tests {
     fn absurd_sizes_are_refused_without_overflow() {
         let c = SimConfig::builder()
             .placement(Placement::Pre)
-            .moe_experts(usize::MAX / 2)
-            .moe_top_k(1)
+            .width(1 << 40)
+            .heads(1)
             .build()
             .unwrap();
         let e = check_fits(&c).unwrap_err().to_string();

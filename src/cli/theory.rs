@@ -27,20 +27,30 @@ pub fn theory(args: &TheoryArgs) -> anyhow::Result<()> {
     let cfgs = super::configs(args.config.as_deref(), &args.model, false)?;
     let output = super::Output::open(args.out.as_deref(), args.format)?;
     let mut results = Vec::new();
+    let mut refused = Vec::new();
     for cfg in &cfgs {
         match theory::predict(cfg) {
-            Ok(r) => {
-                out(&format!("{}\n", report::table(&r)));
-                results.push(r);
-            }
-            // One configuration: its error is the answer. Several (`--placement all`): say
-            // which have no prediction and go on with the rest.
-            Err(e) if cfgs.len() == 1 => return Err(usage(e)),
-            Err(e) => err(&format!("warning: {e}")),
+            Ok(r) => results.push(r),
+            Err(e) => refused.push(e),
         }
     }
-    if results.is_empty() {
-        return Err(usage("no configuration has a prediction"));
+    // One configuration: its error is the answer. Several (`--placement all`): say which
+    // have no prediction and go on with the rest, or, when none has one, say so once.
+    match (results.is_empty(), refused.first()) {
+        (true, Some(e)) if cfgs.len() == 1 => return Err(usage(e)),
+        (true, Some(e)) => {
+            return Err(usage(format!(
+                "no configuration has a prediction ({} refused; the first: {e})",
+                refused.len()
+            )))
+        }
+        _ => {}
+    }
+    for r in &results {
+        out(&format!("{}\n", report::table(r)));
+    }
+    for e in &refused {
+        err(&format!("warning: {e}"));
     }
     output.write(&results)
 }

@@ -147,11 +147,15 @@ pub fn exchangeable(k: &Array2<f64>) -> Array2<f64> {
     Array2::from_shape_fn((n, n), |(i, j)| if i == j { diag } else { off })
 }
 
-/// `(q, ρ)` of an exchangeable kernel.
+/// `(q, ρ)` of an exchangeable kernel (`ρ = 0` for the zero kernel: a branch switched off by
+/// `α = 0` has no gradient, and no correlation to carry).
 fn q_rho(k: &Array2<f64>) -> (f64, f64) {
     let n = k.nrows();
     let q = k.diag().sum() / n as f64;
     let off = (k.sum() - k.diag().sum()) / (n * (n - 1)) as f64;
+    if q == 0.0 {
+        return (0.0, 0.0);
+    }
     (q, off / q)
 }
 
