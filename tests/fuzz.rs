@@ -405,7 +405,7 @@ fn check(case: &Case) -> (Option<i32>, Vec<String>) {
         .spawn()
         .unwrap();
     let out = loop {
-        if let Some(_) = child.try_wait().unwrap() {
+        if child.try_wait().unwrap().is_some() {
             break child.wait_with_output().unwrap();
         }
         if start.elapsed() > LIMIT {
