@@ -356,7 +356,11 @@ fn refused(dir: &Path, args: &[&str], needle: &str) {
     assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     assert!(err.contains(needle), "{args:?}: '{needle}' not in {err}");
     assert!(err.len() < 4096, "{args:?}: {} bytes", err.len());
-    assert_eq!(std::fs::read_dir(dir).unwrap().count(), before, "{args:?}: a file was left");
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        before,
+        "{args:?}: a file was left"
+    );
 }
 
 fn doc(p: &Path) -> spannorm::result::Document {
@@ -369,7 +373,18 @@ fn doc(p: &Path) -> spannorm::result::Document {
 fn absurd_mixtures_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = ["--placement", "pre", "--depth", "2", "--width", "8", "--tokens", "4", "--heads", "2"];
+    let base = [
+        "--placement",
+        "pre",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--tokens",
+        "4",
+        "--heads",
+        "2",
+    ];
     for cmd in ["simulate", "theory"] {
         let mut a = vec![cmd];
         a.extend_from_slice(&base);
@@ -377,7 +392,14 @@ fn absurd_mixtures_are_refused_in_one_line() {
         refused(d, &a, "moe-experts");
         let mut a = vec![cmd];
         a.extend_from_slice(&base);
-        a.extend_from_slice(&["--moe-experts", "100000", "--moe-top-k", "1", "--out", "x.json"]);
+        a.extend_from_slice(&[
+            "--moe-experts",
+            "100000",
+            "--moe-top-k",
+            "1",
+            "--out",
+            "x.json",
+        ]);
         refused(d, &a, "moe-experts");
     }
     refused(
@@ -395,11 +417,83 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: [(&[&str], &str); 4] = [
-        (&["--placement", "attn-skip", "--depth", "256", "--width", "32", "--tokens", "8", "--heads", "4", "--seeds", "1"], "overflow"),
-        (&["--placement", "attn-only", "--depth", "40", "--width", "32", "--tokens", "8", "--heads", "2", "--seeds", "2", "--sigma-w", "1e-6"], "vanished"),
+        (
+            &[
+                "--placement",
+                "attn-skip",
+                "--depth",
+                "256",
+                "--width",
+                "32",
+                "--tokens",
+                "8",
+                "--heads",
+                "4",
+                "--seeds",
+                "1",
+            ],
+            "overflow",
+        ),
+        (
+            &[
+                "--placement",
+                "attn-only",
+                "--depth",
+                "40",
+                "--width",
+                "32",
+                "--tokens",
+                "8",
+                "--heads",
+                "2",
+                "--seeds",
+                "2",
+                "--sigma-w",
+                "1e-6",
+            ],
+            "vanished",
+        ),
         // q passes 1e154, where squared deviations overflow: the interval is summed scaled.
-        (&["--placement", "attn-skip", "--depth", "64", "--width", "32", "--tokens", "8", "--heads", "2", "--seeds", "2", "--sigma-w", "10"], "diverged"),
-        (&["--placement", "attn-only", "--depth", "17", "--width", "64", "--tokens", "3", "--heads", "2", "--seeds", "2", "--seed", "18446744073709551615", "--rho0", "0.9"], "zero"),
+        (
+            &[
+                "--placement",
+                "attn-skip",
+                "--depth",
+                "64",
+                "--width",
+                "32",
+                "--tokens",
+                "8",
+                "--heads",
+                "2",
+                "--seeds",
+                "2",
+                "--sigma-w",
+                "10",
+            ],
+            "diverged",
+        ),
+        (
+            &[
+                "--placement",
+                "attn-only",
+                "--depth",
+                "17",
+                "--width",
+                "64",
+                "--tokens",
+                "3",
+                "--heads",
+                "2",
+                "--seeds",
+                "2",
+                "--seed",
+                "18446744073709551615",
+                "--rho0",
+                "0.9",
+            ],
+            "zero",
+        ),
     ];
     for (args, reason) in cases {
         let mut a = vec!["simulate", "--quiet", "--out", "r.json"];
@@ -415,7 +509,10 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
             }
         }
         let json = std::fs::read_to_string(d.join("r.json")).unwrap();
-        assert!(json.contains(&format!("\"reason\": \"{reason}\"")), "{args:?}");
+        assert!(
+            json.contains(&format!("\"reason\": \"{reason}\"")),
+            "{args:?}"
+        );
         let mut a = vec!["simulate", "--quiet", "--out", "r.csv"];
         a.extend_from_slice(args);
         assert_eq!(run_in(d, &a).0, Some(0));
@@ -426,7 +523,26 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
     // its log absent for that reason.
     let (code, _, _) = run_in(
         d,
-        &["simulate", "--placement", "pre", "--init", "zero-query", "--depth", "2", "--width", "8", "--tokens", "4", "--heads", "2", "--seeds", "3", "--quiet", "--out", "z.json"],
+        &[
+            "simulate",
+            "--placement",
+            "pre",
+            "--init",
+            "zero-query",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--seeds",
+            "3",
+            "--quiet",
+            "--out",
+            "z.json",
+        ],
     );
     assert_eq!(code, Some(0));
     let r = &doc(&d.join("z.json")).results[0];
@@ -447,23 +563,75 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
 fn config_files_and_theory_edges() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for text in [r#"{"placement": "pre"} x"#, r#"{"placement": "pre"} {"depth": "garbage"}"#] {
+    for text in [
+        r#"{"placement": "pre"} x"#,
+        r#"{"placement": "pre"} {"depth": "garbage"}"#,
+    ] {
         std::fs::write(d.join("c.json"), text).unwrap();
         for cmd in ["simulate", "theory"] {
-            refused(d, &[cmd, "--config", "c.json"], "text after the config object");
+            refused(
+                d,
+                &[cmd, "--config", "c.json"],
+                "text after the config object",
+            );
         }
     }
     std::fs::remove_file(d.join("c.json")).unwrap();
-    let (code, _, err) = run_in(d, &["theory", "--placement", "post", "--scale", "const:0", "--depth", "3"]);
+    let (code, _, err) = run_in(
+        d,
+        &[
+            "theory",
+            "--placement",
+            "post",
+            "--scale",
+            "const:0",
+            "--depth",
+            "3",
+        ],
+    );
     assert_eq!(code, Some(0), "{err}");
     refused(
         d,
-        &["theory", "--placement", "attn-only", "--init", "xavier", "--rho0", "0.9", "--depth", "4", "--width", "32", "--tokens", "8", "--heads", "2"],
+        &[
+            "theory",
+            "--placement",
+            "attn-only",
+            "--init",
+            "xavier",
+            "--rho0",
+            "0.9",
+            "--depth",
+            "4",
+            "--width",
+            "32",
+            "--tokens",
+            "8",
+            "--heads",
+            "2",
+        ],
         "outside [-1, 1]",
     );
     let (code, out, _) = run_in(
         d,
-        &["theory", "--placement", "attn-only", "--sigma-w", "1e-6", "--init", "zero-query", "--depth", "64", "--width", "32", "--tokens", "8", "--heads", "2", "--out", "t.csv"],
+        &[
+            "theory",
+            "--placement",
+            "attn-only",
+            "--sigma-w",
+            "1e-6",
+            "--init",
+            "zero-query",
+            "--depth",
+            "64",
+            "--width",
+            "32",
+            "--tokens",
+            "8",
+            "--heads",
+            "2",
+            "--out",
+            "t.csv",
+        ],
     );
     assert_eq!(code, Some(0));
     assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
@@ -477,7 +645,23 @@ fn a_closed_stdout_still_writes_the_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_spannorm"))
-        .args(["simulate", "--placement", "all", "--depth", "3", "--width", "16", "--tokens", "4", "--heads", "2", "--seeds", "2", "--quiet", "--out"])
+        .args([
+            "simulate",
+            "--placement",
+            "all",
+            "--depth",
+            "3",
+            "--width",
+            "16",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--seeds",
+            "2",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -508,7 +692,11 @@ fn sweep_directory_defects() {
     .unwrap();
     let (code, out, _) = run_in(d, &["sweep", "--config", "s.json", "--list"]);
     assert_eq!(code, Some(0));
-    assert_eq!(out.lines().count(), 2, "-0.0 and 0.0 are one configuration: {out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "-0.0 and 0.0 are one configuration: {out}"
+    );
     // A read-only output directory that is not done: one line, exit 2.
     #[cfg(unix)]
     {
@@ -518,33 +706,54 @@ fn sweep_directory_defects() {
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
         // Root writes anyway: only check when the directory really is read-only.
         if std::fs::write(ro.join("probe"), b"").is_err() {
-            let (code, _, err) = run_in(d, &["sweep", "--config", "s.json", "--out", "ro", "--quiet"]);
+            let (code, _, err) = run_in(
+                d,
+                &["sweep", "--config", "s.json", "--out", "ro", "--quiet"],
+            );
             assert_eq!(code, Some(2), "{err}");
             assert_eq!(err.trim_end().lines().count(), 1, "{err}");
             assert_eq!(err.matches("ermission denied").count(), 1, "{err}");
         }
     }
-    let (code, _, err) = run_in(d, &["sweep", "--config", "s.json", "--out", "out", "--quiet"]);
+    let (code, _, err) = run_in(
+        d,
+        &["sweep", "--config", "s.json", "--out", "out", "--quiet"],
+    );
     assert_eq!(code, Some(0), "{err}");
     // A stale temporary file of a dead process and a broken file outside the sweep.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
-    let stale = d.join("out").join(format!(".spannorm~{host}~4294967295~x.tmp"));
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    let stale = d
+        .join("out")
+        .join(format!(".spannorm~{host}~4294967295~x.tmp"));
     std::fs::write(&stale, b"{").unwrap();
     std::fs::write(d.join("out").join("0123456789abcdef.json"), b"{broken").unwrap();
     let (code, out, err) = run_in(d, &["sweep", "--config", "s.json", "--out", "out"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("skipped"), "{out}");
-    assert!(!stale.exists() || host.is_empty(), "the stale temporary file is still there");
+    assert!(
+        !stale.exists() || host.is_empty(),
+        "the stale temporary file is still there"
+    );
     std::fs::remove_file(d.join("out").join("0123456789abcdef.json")).unwrap();
     // A complete directory made read-only: the summary is unchanged, nothing is written.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let (code, _, _) = run_in(d, &["sweep", "--config", "s.json", "--out", "out", "--quiet"]);
+        let (code, _, _) = run_in(
+            d,
+            &["sweep", "--config", "s.json", "--out", "out", "--quiet"],
+        );
         assert_eq!(code, Some(0));
         std::fs::set_permissions(d.join("out"), std::fs::Permissions::from_mode(0o555)).unwrap();
-        let (code, _, err) = run_in(d, &["sweep", "--config", "s.json", "--out", "out", "--quiet"]);
+        let (code, _, err) = run_in(
+            d,
+            &["sweep", "--config", "s.json", "--out", "out", "--quiet"],
+        );
         std::fs::set_permissions(d.join("out"), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(code, Some(0), "{err}");
     }
@@ -561,20 +770,38 @@ fn sweep_directory_defects() {
         serde_json::from_slice(&std::fs::read(d.join("out").join(&name)).unwrap()).unwrap();
     v["engine"] = (spannorm::simulate::ENGINE + 7).into();
     std::fs::write(old.join(&name), serde_json::to_vec(&v).unwrap()).unwrap();
-    refused(d, &["plot", "old", "--figure", "1", "--out", "f.png"], "engine revision");
+    refused(
+        d,
+        &["plot", "old", "--figure", "1", "--out", "f.png"],
+        "engine revision",
+    );
     refused(d, &["merge", "old", "--out", "merged"], "engine revision");
     // A 10 MB value is cut in the message.
     let huge = format!("{{\"placement\": \"{}\"}}", "p".repeat(10_000_000));
     std::fs::write(d.join("h.json"), huge).unwrap();
     refused(d, &["simulate", "--config", "h.json"], "characters");
-    refused(d, &["sweep", "--config", "h.json", "--out", "hh"], "characters");
+    refused(
+        d,
+        &["sweep", "--config", "h.json", "--out", "hh"],
+        "characters",
+    );
     std::fs::remove_file(d.join("h.json")).unwrap();
     // clap's errors whole, in one line.
     refused(d, &["sweep"], "--config");
-    refused(d, &["simulate", "--norm", "batchnorm"], "possible values: layernorm, rmsnorm");
     refused(
         d,
-        &["simulate", "--placement", "pre", "--out", "missing/dir/x.json"],
+        &["simulate", "--norm", "batchnorm"],
+        "possible values: layernorm, rmsnorm",
+    );
+    refused(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "pre",
+            "--out",
+            "missing/dir/x.json",
+        ],
         "the directory missing/dir does not exist",
     );
 }
