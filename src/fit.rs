@@ -99,6 +99,30 @@ mod tests {
     }
 
     #[test]
+    fn interval_of_five_points_by_hand() {
+        // x = 0..4, y = 1, 3, 2, 5, 4: x̄ = 2, ȳ = 3, S_xx = 10, S_xy = 8, b = 0.8, a = 1.4.
+        let x = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let y = [1.0, 3.0, 2.0, 5.0, 4.0];
+        let f = line(&x, &y).unwrap();
+        assert!((f.exponent - 0.8).abs() < 1e-12);
+        assert!((f.intercept - 1.4).abs() < 1e-12);
+        // Residuals −0.4, 0.8, −1.0, 1.2, −0.6: SSR = 3.6, s² = 3.6/3, se = sqrt(1.2/10).
+        // `t975(m)` has m − 1 degrees of freedom: k − 2 = 3 is t975(4).
+        let half = t975(4) * (1.2f64 / 10.0).sqrt();
+        assert!((f.lo.unwrap() - (0.8 - half)).abs() < 1e-12);
+        assert!((f.hi.unwrap() - (0.8 + half)).abs() < 1e-12);
+        assert_eq!(f.points, 5);
+    }
+
+    #[test]
+    fn mismatched_or_short_inputs_give_no_fit() {
+        assert!(line(&[1.0, 2.0, 3.0], &[1.0, 2.0]).is_none());
+        assert!(line(&[1.0], &[1.0]).is_none());
+        assert!(line(&[], &[]).is_none());
+        assert!(line(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).is_none());
+    }
+
+    #[test]
     fn no_fit_without_two_positive_points() {
         assert!(loglog(&[8.0], &[1.0]).is_none());
         assert!(loglog(&[8.0, 16.0], &[1.0, 0.0]).is_none());

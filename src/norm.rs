@@ -13,7 +13,7 @@
 
 use crate::choice_enum;
 use crate::real::Real;
-use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, Zip};
 
 choice_enum!(
     /// Which normalization `N(·)` a stack uses.
@@ -96,11 +96,6 @@ pub fn backward<T: Real>(norm: Norm, cache: &NormCache<T>, g_out: ArrayView2<T>)
 pub fn second_moment<T: Real>(x: ArrayView2<T>) -> f64 {
     let n = x.len().max(1) as f64;
     x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>() / n
-}
-
-/// Mean of each row (`n` values), in `f64`.
-pub fn row_means<T: Real>(x: ArrayView2<T>) -> Array1<f64> {
-    x.map(|v| v.f64()).mean_axis(Axis(1)).unwrap_or_default()
 }
 
 #[cfg(test)]

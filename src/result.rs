@@ -20,6 +20,13 @@ use crate::weight::WeightName;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Revision of the simulation's numbers. Bump it with any change that alters a simulated
+/// value (summation order, random streams, a metric's definition): cached results carry it,
+/// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
+/// of reusing them. Files written before the field existed read as revision 0, which they
+/// are.
+pub const ENGINE: u32 = 0;
+
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;
 
@@ -273,7 +280,7 @@ pub struct Document {
     pub crate_name: String,
     /// The crate version that wrote the file.
     pub version: String,
-    /// [`crate::simulate::ENGINE`]: which revision of the simulation produced the numbers.
+    /// [`ENGINE`]: which revision of the simulation produced the numbers.
     #[serde(default)]
     pub engine: u32,
     /// One result per configuration.
@@ -287,7 +294,7 @@ impl Document {
             schema: SCHEMA,
             crate_name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            engine: crate::simulate::ENGINE,
+            engine: ENGINE,
             results,
         }
     }

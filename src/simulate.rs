@@ -16,12 +16,7 @@ use crate::summary::{Reason, Sample, Series};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-/// Revision of the simulation's numbers. Bump it with any change that alters a simulated
-/// value (summation order, random streams, a metric's definition): cached results carry it,
-/// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
-/// of reusing them. Files written before the field existed read as revision 0, which they
-/// are.
-pub const ENGINE: u32 = 0;
+pub use crate::result::ENGINE;
 
 /// Memory that a seed may use to keep its weights and intermediates between the forward and
 /// backward passes: a quarter of the memory this process may use (the machine's, or its

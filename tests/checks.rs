@@ -4,7 +4,7 @@
 //! Each perturbation is the kind of error the group exists to catch (a wrong gain, a wrong
 //! slope, a bound that does not hold), of a size (10–30%, or 5% for a deterministic
 //! bound) the tolerances must not absorb. (C2's bulk slope does not catch a 10% error in the
-//! per-block gain ratio at the `ci` size, only 20%: its power is issue 14's subject.)
+//! per-block gain ratio at the `ci` size, only 20%.)
 
 use spannorm::check::{self, Evidence, Group, Perturbation, Preset, Run, Runner, Status};
 use spannorm::config::SimConfig;

@@ -15,8 +15,8 @@ use std::f64::consts::LN_10;
 /// theory.md §5.3: at width `d` a norm's Jacobian removes `1/d` of an independent gradient,
 /// and a nonlinear map applied to a kernel that fluctuates at `O(d^{-1/2})` is biased by a
 /// Jensen term of `O(1/d)` (at most `1/d` for the maps used here); one unit of `m` covers
-/// both, so `C_B = 2`. It is an upper bound, not a derived value (issue: the two parts have
-/// opposite signs and could be computed separately).
+/// both, so `C_B = 2`. It is an upper bound, not a derived value: the two parts have
+/// opposite signs and could be computed separately.
 pub const C_B: f64 = 2.0;
 
 /// Forward bias units: forward quantities are sums of per-block gains whose biases do not
@@ -84,7 +84,7 @@ pub fn standard_error(half: f64, n: usize) -> f64 {
 /// theory.md §5.4: each unscaled `post` block multiplies `G` by a random factor with
 /// `Var ln ≈ 5.5/d`, and the measured drift of `E ln G` against the recursion is
 /// `−(2–5)/d` per block; 5/d in `ln G` is the upper end of that measured range, halved for
-/// `log10 √G`. It is measured, not derived (the derivation is open, see issue 14).
+/// `log10 √G`. It is measured, not derived (the derivation is open).
 pub const C2_DRIFT_PER_BLOCK: f64 = 5.0;
 
 /// The depth of C2's `post` stack in widths: `L = d / 5`.
@@ -105,8 +105,8 @@ pub const C2_MIN_DEPTH: usize = 12;
 /// theory.md §5.5: the gap's mean-field order is `d^{-1/2}`; over widths spanning a factor
 /// of 8 at these sizes the `O(1/d)` mean bias steepens the slope and the log-normal terms
 /// flatten it, and 24-seed runs gave −0.45 … −0.59. The band's half-width 0.2 is a judgment
-/// on that spread, not a derivation; issue 14 replaces it with widths and seeds that bring
-/// the slope's own interval under 0.1.
+/// on that spread, not a derivation; more widths and seeds would bring the slope's own
+/// interval under 0.1 and make the band unnecessary.
 pub const C7_BAND: (f64, f64) = (-0.55, 0.2);
 
 /// Seeds of the depth sweeps (C3b, C3c, DeepNet): at most 8.

@@ -1,7 +1,7 @@
 //! Figures from result files: PNG or SVG, drawn with plotters and an embedded font (no
 //! system font library).
 //!
-//! - [`figures`]: the catalogue (figures 1–8 of issue 4), each with its experiment (a
+//! - [`figures`]: the catalogue (figures 1–8), each with its experiment (a
 //!   sweep file in `analysis/figures/`), its caption, and how it maps results to charts.
 //! - [`canvas`]: what a figure shows (panels of lines or heatmaps, legend, notes) and how
 //!   it is drawn.
