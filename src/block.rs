@@ -10,6 +10,7 @@ use crate::attention::{self, AttnCache, AttnWeights, Mask};
 use crate::ffn::{self, Activation, FfnCache, FfnWeights};
 use crate::moe::{self, MoeCache, MoeWeights};
 use crate::norm::{self, second_moment, Norm, NormCache};
+use crate::normop::{self, NormKind, NormOpCache};
 use crate::real::Real;
 use crate::weight::WeightName;
 use ndarray::Array2;
@@ -36,6 +37,21 @@ pub struct BlockWeights<T> {
 }
 
 impl<T: Real> BlockWeights<T> {
+    /// No weights (`0 × 0` attention projections, no feed-forward network): for a formula
+    /// without sublayers, as the stack's final map.
+    pub fn empty() -> Self {
+        let z = || Array2::zeros((0, 0));
+        BlockWeights {
+            attn: AttnWeights {
+                w_q: z(),
+                w_k: z(),
+                w_v: z(),
+                w_o: z(),
+            },
+            ffn: None,
+        }
+    }
+
     /// `(name, matrices)` for every weight, experts of a mixture grouped under one name.
     pub fn named(&self) -> Vec<(WeightName, Vec<&Array2<T>>)> {
         let mut v: Vec<(WeightName, Vec<&Array2<T>>)> = AttnWeights::<T>::NAMES
@@ -148,6 +164,8 @@ pub struct Sublayers {
     pub act: Activation,
     /// Experts per token for a mixture feed-forward (unused for a dense one).
     pub top_k: usize,
+    /// DyT's `α₀` (`dyt(x) = tanh(α₀ x)`).
+    pub dyt_alpha: f64,
 }
 
 /// Per-block measurements taken while the block runs forward.
@@ -163,6 +181,7 @@ pub struct Probe {
 
 enum Op<T> {
     Norm { x: Node, cache: NormCache<T> },
+    NormAs { x: Node, cache: NormOpCache<T> },
     Attn { x: Node, cache: AttnCache<T> },
     Ffn { x: Node, cache: FfnCache<T> },
     Moe { x: Node, cache: MoeCache<T> },
@@ -225,6 +244,10 @@ impl<'w, T: Real> Tape<'w, T> {
             match op {
                 Op::Norm { x, cache } => {
                     let gx = norm::backward(self.sub.norm, cache, g.view());
+                    accumulate(&mut grads[*x], gx);
+                }
+                Op::NormAs { x, cache } => {
+                    let gx = normop::backward(cache, g.view());
                     accumulate(&mut grads[*x], gx);
                 }
                 Op::Attn { x, cache } => {
@@ -308,6 +331,14 @@ pub trait BlockOps {
     /// `N(x)` closing the block: also records `q_pre_norm`, the second moment of `x`.
     fn closing_norm(&mut self, x: Self::Node) -> Self::Node;
 
+    /// `gain · M(x)` for the normalization `kind` (`norm`, `layernorm`, `rmsnorm`, `dyt`,
+    /// `l2norm`).
+    fn norm_as(&mut self, x: Self::Node, kind: NormKind, gain: f64) -> Self::Node;
+
+    /// Records `q_pre_norm`, the second moment of `x`, the sum entering the block's closing
+    /// norm (for a closing norm other than `closing_norm`'s).
+    fn probe_pre_norm(&mut self, x: Self::Node);
+
     /// `A(x)` with the block's attention weights.
     fn attn(&mut self, x: Self::Node) -> Self::Node;
 
@@ -342,6 +373,27 @@ impl<T: Real> BlockOps for Tape<'_, T> {
         self.norm(x)
     }
 
+    /// `gain · M(x)`: the configured norm through [`BlockOps::norm_gain`], any other
+    /// through [`crate::normop`].
+    fn norm_as(&mut self, x: Node, kind: NormKind, gain: f64) -> Node {
+        if kind == NormKind::Configured {
+            return self.norm_gain(x, gain);
+        }
+        let (y, cache) = normop::forward(
+            kind,
+            self.sub.norm,
+            self.sub.dyt_alpha,
+            self.vals[x].view(),
+            T::of(gain),
+        );
+        self.push(Op::NormAs { x, cache }, y)
+    }
+
+    /// Records `q_pre_norm = ‖x‖²/(n d)`.
+    fn probe_pre_norm(&mut self, x: Node) {
+        self.probe.q_pre_norm = Some(second_moment(self.vals[x].view()));
+    }
+
     /// `A(x)` with the block's attention weights.
     fn attn(&mut self, x: Node) -> Node {
         let (y, cache) = attention::forward(
@@ -357,8 +409,8 @@ impl<T: Real> BlockOps for Tape<'_, T> {
     /// `F(x)` with the block's feed-forward weights (dense or mixture).
     ///
     /// # Panics
-    /// If the block has no feed-forward weights; [`crate::placement::Placement::has_ffn`]
-    /// decides which blocks have them, so this is a bug in a placement's formula.
+    /// If the block has no feed-forward weights; [`crate::lang::Definition::uses_ffn`]
+    /// decides which blocks have them, so this is a bug in the engine.
     fn ffn(&mut self, x: Node) -> Node {
         let w = self.w;
         let (y, op) = match w

@@ -48,6 +48,9 @@ pub trait Choice: Sized + Copy + 'static {
 }
 
 /// Defines an enum of named choices: `choice_enum!(Name, "field", { Variant => "spelling", ... })`.
+///
+/// An optional `hidden { Variant => "spelling", ... }` after the list adds variants that
+/// print but are not in [`Choice::ALL`], so they are never parsed or offered.
 #[macro_export]
 macro_rules! choice_enum {
     (
@@ -55,11 +58,15 @@ macro_rules! choice_enum {
         $name:ident, $field:literal, {
             $( $(#[$vmeta:meta])* $variant:ident => $spelling:literal ),+ $(,)?
         }
+        $( hidden {
+            $( $(#[$hmeta:meta])* $hvariant:ident => $hspelling:literal ),+ $(,)?
+        } )?
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
+            $( $(#[$vmeta])* $variant, )+
+            $( $( $(#[$hmeta])* $hvariant, )+ )?
         }
 
         impl $crate::choice::Choice for $name {
@@ -67,7 +74,8 @@ macro_rules! choice_enum {
             const ALL: &'static [Self] = &[$($name::$variant),+];
             fn name(self) -> &'static str {
                 match self {
-                    $($name::$variant => $spelling),+
+                    $($name::$variant => $spelling,)+
+                    $( $($name::$hvariant => $hspelling,)+ )?
                 }
             }
         }

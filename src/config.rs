@@ -30,7 +30,9 @@ use crate::choice_enum;
 use crate::error::ConfigError;
 use crate::ffn::Activation;
 use crate::init::Init;
+use crate::lang::Definition;
 use crate::norm::Norm;
+use crate::normop::DYT_ALPHA;
 use crate::placement::{BlockCtx, Placement};
 use crate::scale::Scale;
 use crate::weight::WeightName;
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 choice_enum!(
     /// Element type of activations and weights.
@@ -89,13 +92,17 @@ pub const MAX_SEEDS: usize = 100_000;
 /// published mixture and what the theory's gate tables allow ([`crate::theory::moe`]).
 pub const MAX_EXPERTS: usize = 1024;
 
-/// What the `placement` field names: one placement, or every one (`all`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the `placement` field names: one built-in placement, every one (`all`), or a
+/// placement given as data (a placement file's path on the command line, its object inline
+/// in JSON; a resolved config always holds the object, so a result file is self-contained).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlacementSpec {
-    /// Every placement, in the spec's order.
+    /// Every built-in placement, in the spec's order.
     All,
-    /// One placement.
+    /// One built-in placement.
     One(Placement),
+    /// A placement file's definition.
+    Custom(Arc<Definition>),
 }
 
 impl From<Placement> for PlacementSpec {
@@ -105,11 +112,27 @@ impl From<Placement> for PlacementSpec {
 }
 
 impl PlacementSpec {
-    /// The placements named.
-    pub fn placements(self) -> Vec<Placement> {
+    /// The placements named (`custom` for a definition given as data).
+    pub fn placements(&self) -> Vec<Placement> {
         match self {
             PlacementSpec::All => Placement::ALL.to_vec(),
-            PlacementSpec::One(p) => vec![p],
+            PlacementSpec::One(p) => vec![*p],
+            PlacementSpec::Custom(_) => vec![Placement::Custom],
+        }
+    }
+
+    /// The definitions named, with their placements.
+    pub fn definitions(&self) -> Vec<(Placement, Arc<Definition>)> {
+        let builtin = |p: Placement| {
+            let def = p
+                .definition()
+                .expect("built-in placements have definitions");
+            (p, Arc::new(def.clone()))
+        };
+        match self {
+            PlacementSpec::All => Placement::ALL.iter().map(|&p| builtin(p)).collect(),
+            PlacementSpec::One(p) => vec![builtin(*p)],
+            PlacementSpec::Custom(d) => vec![(Placement::Custom, d.clone())],
         }
     }
 }
@@ -119,37 +142,67 @@ impl fmt::Display for PlacementSpec {
         match self {
             PlacementSpec::All => f.write_str("all"),
             PlacementSpec::One(p) => write!(f, "{p}"),
+            PlacementSpec::Custom(d) => f.write_str(d.name()),
         }
     }
 }
 
 impl FromStr for PlacementSpec {
     type Err = ConfigError;
+    /// `all`, a built-in name or alias, or the path of a placement file (`….json`).
     fn from_str(s: &str) -> Result<Self, ConfigError> {
         if s == "all" {
             return Ok(PlacementSpec::All);
         }
-        s.parse::<Placement>()
-            .map(PlacementSpec::One)
-            .map_err(|_| ConfigError::UnknownValue {
-                field: "placement",
-                value: crate::error::cut(s),
-                allowed: format!("{}, all", Placement::allowed()),
-            })
+        if let Some(p) = Placement::named(s) {
+            return Ok(PlacementSpec::One(p));
+        }
+        if s.ends_with(".json") {
+            return Definition::read(Path::new(s))
+                .map(|d| PlacementSpec::Custom(Arc::new(d)))
+                .map_err(|reason| ConfigError::Invalid {
+                    field: "placement",
+                    reason,
+                });
+        }
+        Err(ConfigError::UnknownValue {
+            field: "placement",
+            value: crate::error::cut(s),
+            allowed: format!(
+                "{}, all, sandwich (= peri), or a placement file FILE.json",
+                Placement::allowed()
+            ),
+        })
     }
 }
 
 impl Serialize for PlacementSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
+        match self {
+            PlacementSpec::Custom(d) => d.file().serialize(s),
+            other => s.serialize_str(&other.to_string()),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PlacementSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|e: ConfigError| serde::de::Error::custom(e.reason()))
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => s
+                .parse()
+                .map_err(|e: ConfigError| D::Error::custom(e.reason())),
+            v @ serde_json::Value::Object(_) => {
+                let text = v.to_string();
+                Definition::from_json(&text, "placement")
+                    .map(|d| PlacementSpec::Custom(Arc::new(d)))
+                    .map_err(D::Error::custom)
+            }
+            other => Err(D::Error::custom(format!(
+                "expected a placement name, a file name or a placement object, found {}",
+                crate::error::cut(&other.to_string())
+            ))),
+        }
     }
 }
 
@@ -163,6 +216,12 @@ pub trait IntoField<T> {
 impl<T> IntoField<T> for T {
     fn into_field(self) -> T {
         self
+    }
+}
+
+impl IntoField<String> for &str {
+    fn into_field(self) -> String {
+        self.to_string()
     }
 }
 
@@ -205,7 +264,13 @@ impl FieldValue for f64 {
     }
 }
 impl FieldValue for bool {}
-impl FieldValue for PlacementSpec {}
+impl FieldValue for String {}
+impl FieldValue for PlacementSpec {
+    /// The placement's name (a placement object shows its `name`).
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
 impl FieldValue for Scale {
     fn number(&self) -> Option<f64> {
         match self {
@@ -216,9 +281,10 @@ impl FieldValue for Scale {
 }
 impl<T: Choice + Serialize> FieldValue for T {}
 
-/// Declares the config fields once: `[clap args] Variant field: Type = "spelling";`.
+/// Declares the config fields once: `[clap args] {serde args} Variant field: Type =
+/// "spelling";` (the serde arguments are optional).
 macro_rules! config_fields {
-    ($( $(#[$doc:meta])* [$($arg:tt)*] $variant:ident $field:ident : $ty:ty = $name:literal; )+) => {
+    ($( $(#[$doc:meta])* [$($arg:tt)*] $({$($serde:tt)*})? $variant:ident $field:ident : $ty:ty = $name:literal; )+) => {
         /// A configuration as written: every field optional, names as in the spec.
         ///
         /// Read from JSON (`--config`, sweep files; unknown fields are errors) and from the
@@ -228,7 +294,12 @@ macro_rules! config_fields {
         #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         pub struct RawConfig {
-            $( $(#[$doc])* #[cfg_attr(feature = "cli", arg($($arg)*))] pub $field: Option<$ty>, )+
+            $(
+                $(#[$doc])*
+                #[cfg_attr(feature = "cli", arg($($arg)*))]
+                $( #[serde($($serde)*)] )?
+                pub $field: Option<$ty>,
+            )+
         }
 
         choice_enum!(
@@ -313,6 +384,17 @@ config_fields! {
     InnerNorm inner_norm: bool = "inner-norm";
     /// f32 or f64 [default: f64].
     [long] Precision precision: Precision = "precision";
+    /// A block formula instead of a named placement, e.g. "h = x + a*attn(norm(x)); y = h +
+    /// a*ffn(norm(h))" (the block language: analysis/placements/README.md).
+    [long, value_name = "FORMULA"] {default, skip_serializing_if = "Option::is_none"}
+    Block block: String = "block";
+    /// With --block: the stack output from x = x_L, e.g. "norm(x)" [default: x].
+    [long = "final", value_name = "FORMULA"]
+    {rename = "final", default, skip_serializing_if = "Option::is_none"}
+    Final final_: String = "final";
+    /// DyT's α₀ in dyt(x) = tanh(α₀ x), for placements that call dyt [default: 0.5].
+    [long] {default, skip_serializing_if = "Option::is_none"}
+    DytAlpha dyt_alpha: f64 = "dyt-alpha";
 }
 
 /// Mixture-of-experts feed-forward settings.
@@ -330,6 +412,8 @@ pub struct Moe {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     pub(crate) placement: Placement,
+    pub(crate) def: Arc<Definition>,
+    pub(crate) dyt_alpha: f64,
     pub(crate) depth: usize,
     pub(crate) width: usize,
     pub(crate) tokens: usize,
@@ -356,9 +440,22 @@ pub struct SimConfig {
 }
 
 impl ModelConfig {
-    /// The placement.
+    /// The placement ([`Placement::Custom`] for one given as a formula or a file).
     pub fn placement(&self) -> Placement {
         self.placement
+    }
+    /// The placement's definition: its block formulas, final map, sublayer options and init
+    /// gains.
+    pub fn definition(&self) -> &Definition {
+        &self.def
+    }
+    /// The placement's name (a custom placement's own name).
+    pub fn placement_name(&self) -> &str {
+        self.def.name()
+    }
+    /// DyT's `α₀`.
+    pub fn dyt_alpha(&self) -> f64 {
+        self.dyt_alpha
     }
     /// Blocks `L`.
     pub fn depth(&self) -> usize {
@@ -419,7 +516,7 @@ impl ModelConfig {
     /// The weight names of a block, in the order of [`crate::block::BlockWeights::named`].
     pub fn weight_names(&self) -> Vec<WeightName> {
         let mut v = WeightName::ATTN.to_vec();
-        if self.placement.has_ffn() {
+        if self.def.uses_ffn() {
             let gated = self.act == Activation::Swiglu;
             match self.moe {
                 None => v.extend([WeightName::FfnW1, WeightName::FfnW2]),
@@ -443,6 +540,9 @@ impl ModelConfig {
             depth: self.depth,
             alpha: self.scale.alpha(l, self.depth),
             inner_norm: self.inner_norm,
+            width: self.width,
+            tokens: self.tokens,
+            omega: [1.0, 1.0],
         }
     }
 }
@@ -518,22 +618,57 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// The placements named by the `placement` field (`all` expands to every one).
+    /// The placements named by the `placement` field (`all` expands to every one; a
+    /// formula or a placement file is [`Placement::Custom`]).
     pub fn placements(&self) -> Result<Vec<Placement>, ConfigError> {
-        match self.placement {
-            None => Err(ConfigError::invalid(
-                "placement",
-                format!("required (allowed: {}, all)", Placement::allowed()),
+        Ok(self.definitions()?.into_iter().map(|(p, _)| p).collect())
+    }
+
+    /// The definitions named by `placement`, or by `block` and `final`.
+    fn definitions(&self) -> Result<Vec<(Placement, Arc<Definition>)>, ConfigError> {
+        match (&self.placement, &self.block) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "block",
+                "a block formula replaces the placement; give --block or --placement, not both",
             )),
-            Some(p) => Ok(p.placements()),
+            (None, None) => Err(ConfigError::invalid(
+                "placement",
+                format!(
+                    "required (allowed: {}, all, a placement file FILE.json; or a formula with \
+                     --block)",
+                    Placement::allowed()
+                ),
+            )),
+            (Some(p), None) => {
+                if self.final_.is_some() {
+                    return Err(ConfigError::invalid(
+                        "final",
+                        "goes with --block (a placement has its own final formula)",
+                    ));
+                }
+                Ok(p.definitions())
+            }
+            (None, Some(b)) => {
+                let def = Definition::from_formulas(b, self.final_.as_deref()).map_err(|e| {
+                    ConfigError::Formula {
+                        field: if e.starts_with("final") {
+                            "final"
+                        } else {
+                            "block"
+                        },
+                        message: crate::error::cut_line(&e),
+                    }
+                })?;
+                Ok(vec![(Placement::Custom, Arc::new(def))])
+            }
         }
     }
 
     /// Fills defaults and validates, one [`SimConfig`] per placement named.
     pub fn resolve(&self) -> Result<Vec<SimConfig>, ConfigError> {
-        self.placements()?
+        self.definitions()?
             .into_iter()
-            .map(|p| self.resolve_one(p))
+            .map(|(p, def)| self.resolve_one(p, def))
             .collect()
     }
 
@@ -549,7 +684,13 @@ impl RawConfig {
         Ok(v.remove(0))
     }
 
-    fn resolve_one(&self, placement: Placement) -> Result<SimConfig, ConfigError> {
+    fn resolve_one(
+        &self,
+        placement: Placement,
+        def: Arc<Definition>,
+    ) -> Result<SimConfig, ConfigError> {
+        let name = def.name().to_string();
+        let def_init = def.default_init();
         let positive = |field: &'static str, v: Option<usize>, default: usize| {
             let v = v.unwrap_or(default);
             if v == 0 {
@@ -597,20 +738,45 @@ impl RawConfig {
                 format!("{rho0} is outside [0, 1)"),
             ));
         }
-        let scale = self.scale.unwrap_or_else(|| placement.default_scale());
-        if !placement.has_residual() && scale != Scale::None {
+        let scale = self.scale.unwrap_or_else(|| def.default_scale());
+        if !def.uses_alpha() && scale != Scale::None {
             return Err(ConfigError::invalid(
                 "scale",
-                format!("{placement} has no residual sum to scale (allowed: none)"),
+                format!(
+                    "{name} has no residual sum to scale (its formula does not use a; allowed: \
+                     none)"
+                ),
             ));
         }
         let inner_norm = self.inner_norm.unwrap_or(false);
-        if inner_norm && placement != Placement::Span {
+        if inner_norm && !def.has_inner_norm() {
             return Err(ConfigError::invalid(
                 "inner-norm",
-                format!("only the span placement has an inner-norm switch, not {placement}"),
+                format!(
+                    "only placements with an inner-norm variant (span) have this switch, not \
+                     {name}"
+                ),
             ));
         }
+        let uses_dyt = def.programs().any(|p| p.uses().dyt) || def.final_program().uses().dyt;
+        let dyt_alpha = match self.dyt_alpha {
+            Some(_) if !uses_dyt => {
+                return Err(ConfigError::invalid(
+                    "dyt-alpha",
+                    format!("{name} does not call dyt(…)"),
+                ))
+            }
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                return Err(ConfigError::invalid(
+                    "dyt-alpha",
+                    format!("{v} is not allowed (must be finite and > 0)"),
+                ))
+            }
+            Some(v) => v,
+            None => DYT_ALPHA,
+        };
+        def.validate(depth, width, tokens, scale)
+            .map_err(|e| ConfigError::invalid("placement", format!("{name}: {e}")))?;
         let moe = match (self.moe_experts, self.moe_top_k) {
             (None, None) => None,
             (None, Some(_)) => {
@@ -619,10 +785,19 @@ impl RawConfig {
                     "needs moe-experts (the number of experts)",
                 ))
             }
-            (Some(_), _) if !placement.has_ffn() => {
+            (Some(_), _) if !def.uses_ffn() => {
                 return Err(ConfigError::invalid(
                     "moe-experts",
-                    format!("{placement} has no feed-forward sublayer to make a mixture of"),
+                    format!("{name} has no feed-forward sublayer to make a mixture of"),
+                ))
+            }
+            (Some(_), _) if !def.ffn().is_plain() => {
+                return Err(ConfigError::invalid(
+                    "moe-experts",
+                    format!(
+                        "{name} has a norm inside its feed-forward network, which a mixture's \
+                         experts do not support"
+                    ),
                 ))
             }
             (Some(0), _) => return Err(ConfigError::invalid("moe-experts", "must be at least 1")),
@@ -646,6 +821,8 @@ impl RawConfig {
         Ok(SimConfig {
             model: ModelConfig {
                 placement,
+                def,
+                dyt_alpha,
                 depth,
                 width,
                 tokens,
@@ -655,7 +832,7 @@ impl RawConfig {
                 act,
                 moe,
                 mask: self.mask.unwrap_or(Mask::Bidirectional),
-                init: self.init.unwrap_or(Init::FanIn),
+                init: self.init.or(def_init).unwrap_or(Init::FanIn),
                 sigma_w,
                 scale,
                 rho0,
@@ -672,8 +849,12 @@ impl SimConfig {
     /// The complete raw form: every default explicit (`moe-*` null for a dense FFN).
     pub fn to_raw(&self) -> RawConfig {
         let m = &self.model;
+        let uses_dyt = m.def.programs().any(|p| p.uses().dyt) || m.def.final_program().uses().dyt;
         RawConfig {
-            placement: Some(PlacementSpec::One(m.placement)),
+            placement: Some(match m.placement {
+                Placement::Custom => PlacementSpec::Custom(m.def.clone()),
+                p => PlacementSpec::One(p),
+            }),
             depth: Some(m.depth),
             width: Some(m.width),
             tokens: Some(m.tokens),
@@ -692,6 +873,9 @@ impl SimConfig {
             moe_top_k: m.moe.map(|x| x.top_k),
             inner_norm: Some(m.inner_norm),
             precision: Some(self.precision),
+            block: None,
+            final_: None,
+            dyt_alpha: uses_dyt.then_some(m.dyt_alpha),
         }
     }
 
@@ -762,13 +946,24 @@ mod tests {
         assert_eq!(r.text(Field::Placement).as_deref(), Some("post"));
         assert_eq!(r.number(Field::Placement), None);
         assert_eq!(r.clone().without(Field::Depth).depth, None);
-        // Every field of the JSON form is a Field, and the other way round.
+        // Every field of the JSON form is a Field, and the other way round, except the
+        // fields written only where they apply (so older results keep their bytes): the
+        // formula fields resolve into `placement`, `dyt-alpha` goes with dyt.
         let json = serde_json::to_value(&r).unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), Field::ALL.len());
+        let optional = [Field::Block, Field::Final, Field::DytAlpha];
+        assert_eq!(keys.len(), Field::ALL.len() - optional.len());
         for k in keys {
-            assert!(k.parse::<Field>().is_ok(), "{k}");
+            let f = k.parse::<Field>().unwrap();
+            assert!(!optional.contains(&f), "{k}");
         }
+        let dyt = RawConfig::default()
+            .block("y = x + a*attn(dyt(x))")
+            .build()
+            .unwrap()
+            .to_raw();
+        assert_eq!(dyt.dyt_alpha, Some(crate::normop::DYT_ALPHA));
+        assert!(dyt.block.is_none() && dyt.final_.is_none());
         let over = RawConfig::default().depth(9);
         assert_eq!(r.overlay(&over).depth, Some(9));
     }

@@ -46,7 +46,7 @@ fn ffn_matrices(m: &ModelConfig) -> f64 {
 pub fn params_per_block(m: &ModelConfig) -> f64 {
     let d = m.width as f64;
     let attn = 4.0 * d * d;
-    if !m.placement.has_ffn() {
+    if !m.definition().uses_ffn() {
         return attn;
     }
     let one = ffn_matrices(m) * d * m.d_ff as f64;
@@ -111,7 +111,7 @@ pub fn check_fits(cfg: &SimConfig) -> Result<(), ConfigError> {
 pub fn block_forward_flops(m: &ModelConfig) -> f64 {
     let (n, d, f) = (m.tokens as f64, m.width as f64, m.d_ff as f64);
     let attn = 8.0 * n * d * d + 4.0 * n * n * d;
-    if !m.placement.has_ffn() {
+    if !m.definition().uses_ffn() {
         return attn;
     }
     let one = 2.0 * ffn_matrices(m) * n * d * f;

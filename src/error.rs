@@ -53,6 +53,15 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A formula of the block language (`--block`, `--final`) that does not check: the
+    /// message starts with the formula's name, line and column (`block:1:16: …`).
+    #[error("{message}")]
+    Formula {
+        /// The config field holding the formula.
+        field: &'static str,
+        /// `what:LINE:COL: what was expected`.
+        message: String,
+    },
     /// A config file that cannot be read or parsed.
     #[error("config file {path}: {reason}")]
     File {
@@ -80,6 +89,7 @@ impl ConfigError {
             }
             ConfigError::Invalid { reason, .. } => reason.clone(),
             ConfigError::File { reason, .. } => reason.clone(),
+            ConfigError::Formula { message, .. } => message.clone(),
         }
     }
 }

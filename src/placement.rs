@@ -1,34 +1,22 @@
-//! Where the norms sit: every placement's block formula, in one place.
+//! Where the norms sit: every built-in placement, each defined by its formula in the block
+//! language ([`crate::lang`]) in `analysis/placements/<name>.json`. Those files are the
+//! single source of the definitions: the table below is generated from them (a test keeps
+//! it current), and the simulation and the theory both run them.
 //!
-//! Block `l` (1-based) maps `x` to `y`; `α = α_l` is the branch scale ([`crate::scale`]).
+//! Block `l` (1-based) maps `x` to `y`; `a = α_l` is the branch scale ([`crate::scale`]),
+//! `L` the depth, `d` the width.
 //!
-//! | name | block | stack output |
-//! | --- | --- | --- |
-//! | `pre` | `h = x + α A(N(x))`; `y = h + α F(N(h))` | `N(x_L)` |
-//! | `post` | `h = N(x + α A(x))`; `y = N(h + α F(h))` | `x_L` |
-//! | `span` | `h = x + α A(x)`; `o = h + α F(h)`; `y = N(o)` (`inner-norm`: `A(N(x))`, `F(N(h))`) | `x_L` |
-//! | `span-outer` | `a = N(x + A(x))`; `b = N(a + F(a))`; `y = x + α b` | `N(x_L)` |
-//! | `deepnorm` | `h = N(w x + α A(x))`; `y = N(w h + α F(h))`, `w = (2L)^{1/4}`, `β = (8L)^{-1/4}` on `W_v, W_o, W_1, W_2` | `x_L` |
-//! | `b2t` | `a = N(x + α A(x))`; `y = N(a + α F(a) + x)` | `x_L` |
-//! | `peri` | `h = x + α N(A(N(x)))`; `y = h + α N(F(N(h)))` | `N(x_L)` |
-//! | `mix` | blocks `l ≤ ⌊L/4⌋` are `post`, the rest `pre` | `N(x_L)` |
-//! | `lns` | `pre` with every `N(·)` in block `l` multiplied by `l^{-1/2}` | `N(x_L)` |
-//! | `attn-only` | `y = A(x)` | `x_L` |
-//! | `attn-skip` | `y = x + α A(x)` | `x_L` |
+#![doc = include_str!("../analysis/placements/README.md")]
 //!
-//! `span` and `span-outer` are two readings of SpanNorm (Wang et al., arXiv 2601.22580),
-//! whose block formula is not in its abstract; `deepnorm` is DeepNet (Wang et al. 2022),
-//! `b2t` is Bottom-to-Top (Takase et al. 2023), `peri` is Peri-LN (Kim et al. 2025), `mix`
-//! is Mix-LN (Li et al. 2024), `lns` is LayerNorm Scaling (Sun et al. 2025), the
-//! attention-only controls are Dong et al. (2021).
-//!
-//! To add a placement: a variant with its spelling and formula in [`Placement`], an arm in
-//! [`Placement::block`], and a row in the table above (plus [`Placement::output_norm`] or
-//! [`Placement::has_ffn`] if it differs from the default).
+//! To add a placement: a file in `analysis/placements/`, a variant with its spelling in
+//! [`Placement`] and in [`FILES`], a colour in `plot::style::colour`, and the regenerated
+//! table (`cargo run --example placement_table`). A placement that is not built in needs
+//! none of this: `--placement FILE.json`, or `--block` and `--final`.
 
-use crate::block::BlockOps;
+use crate::choice::Choice;
 use crate::choice_enum;
-use crate::scale::Scale;
+use crate::lang::{Definition, Env};
+use std::sync::OnceLock;
 
 /// What a block formula needs besides its input: where the block sits and its branch scale.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,12 +27,35 @@ pub struct BlockCtx {
     pub depth: usize,
     /// The branch scale `α_l`.
     pub alpha: f64,
-    /// `span` only: feed the sublayers `N(x)` and `N(h)`.
+    /// Run the placement's `--inner-norm` variant (`span`: feed the sublayers `N(x)` and
+    /// `N(h)`).
     pub inner_norm: bool,
+    /// The width `d`.
+    pub width: usize,
+    /// The tokens `n`.
+    pub tokens: usize,
+    /// Admin's residual weights `ω` of the block's attention and feed-forward sublayers
+    /// (`omega_attn`, `omega_ffn`; 1 where no profile is needed).
+    pub omega: [f64; 2],
+}
+
+impl BlockCtx {
+    /// The values of the block language's variables.
+    pub fn env(&self) -> Env {
+        Env {
+            alpha: self.alpha,
+            l: self.l,
+            depth: self.depth,
+            width: self.width,
+            tokens: self.tokens,
+            omega: self.omega,
+        }
+    }
 }
 
 choice_enum!(
-    /// A normalization placement.
+    /// A normalization placement: a built-in definition, or (`custom`, never parsed) one
+    /// given as a formula or a placement file.
     Placement, "placement", {
         /// PreNorm: `h = x + α A(N(x))`; `y = h + α F(N(h))`; output `N(x_L)`.
         Pre => "pre",
@@ -59,7 +70,8 @@ choice_enum!(
         Deepnorm => "deepnorm",
         /// Bottom-to-top: `a = N(x + α A(x))`; `y = N(a + α F(a) + x)`.
         B2t => "b2t",
-        /// Peri-LN: `h = x + α N(A(N(x)))`; `y = h + α N(F(N(h)))`; output `N(x_L)`.
+        /// Peri-LN (sandwich): `h = x + α N(A(N(x)))`; `y = h + α N(F(N(h)))`; output
+        /// `N(x_L)`.
         Peri => "peri",
         /// Mix-LN: `post` for `l ≤ ⌊L/4⌋`, `pre` after; output `N(x_L)`.
         Mix => "mix",
@@ -70,143 +82,136 @@ choice_enum!(
         /// Control: `y = x + α A(x)`.
         AttnSkip => "attn-skip",
     }
+    hidden {
+        /// A placement given as a formula (`--block`) or a file (`--placement FILE.json`):
+        /// its definition is in the config. Not in [`Choice::ALL`], never parsed.
+        Custom => "custom",
+    }
 );
 
+/// Other spellings of built-in placements: `(alias, placement)`.
+pub const ALIASES: [(&str, Placement); 1] = [("sandwich", Placement::Peri)];
+
+/// The built-in placement files, in the order of [`Choice::ALL`].
+pub const FILES: [(&str, &str); 11] = [
+    ("pre", include_str!("../analysis/placements/pre.json")),
+    ("post", include_str!("../analysis/placements/post.json")),
+    ("span", include_str!("../analysis/placements/span.json")),
+    (
+        "span-outer",
+        include_str!("../analysis/placements/span-outer.json"),
+    ),
+    (
+        "deepnorm",
+        include_str!("../analysis/placements/deepnorm.json"),
+    ),
+    ("b2t", include_str!("../analysis/placements/b2t.json")),
+    ("peri", include_str!("../analysis/placements/peri.json")),
+    ("mix", include_str!("../analysis/placements/mix.json")),
+    ("lns", include_str!("../analysis/placements/lns.json")),
+    (
+        "attn-only",
+        include_str!("../analysis/placements/attn-only.json"),
+    ),
+    (
+        "attn-skip",
+        include_str!("../analysis/placements/attn-skip.json"),
+    ),
+];
+
 impl Placement {
-    /// The branch scale used when none is given.
-    pub fn default_scale(self) -> Scale {
-        match self {
-            Placement::Span | Placement::SpanOuter => Scale::SqrtDepth,
-            _ => Scale::None,
-        }
+    /// The built-in definition (`None` for [`Placement::Custom`], whose definition is in
+    /// the config).
+    ///
+    /// # Panics
+    /// If a built-in file does not parse, which the tests rule out.
+    pub fn definition(self) -> Option<&'static Definition> {
+        static DEFS: OnceLock<Vec<Definition>> = OnceLock::new();
+        let defs = DEFS.get_or_init(|| {
+            FILES
+                .iter()
+                .map(|(name, text)| {
+                    Definition::from_json(text, &format!("analysis/placements/{name}.json"))
+                        .unwrap_or_else(|e| panic!("built-in placement: {e}"))
+                })
+                .collect()
+        });
+        (self != Placement::Custom).then(|| &defs[self.index()])
     }
 
-    /// Whether the stack output is `N(x_L)` rather than `x_L`.
-    pub fn output_norm(self) -> bool {
-        matches!(
-            self,
-            Placement::Pre
-                | Placement::SpanOuter
-                | Placement::Peri
-                | Placement::Mix
-                | Placement::Lns
-        )
-    }
-
-    /// Whether blocks have a feed-forward sublayer.
-    pub fn has_ffn(self) -> bool {
-        !matches!(self, Placement::AttnOnly | Placement::AttnSkip)
-    }
-
-    /// Whether the placement adds a sublayer output to a residual sum (so `α` applies).
-    pub fn has_residual(self) -> bool {
-        self != Placement::AttnOnly
-    }
-
-    /// DeepNorm's residual weight `w = (2L)^{1/4}`; 1 elsewhere.
-    pub fn residual_weight(self, depth: usize) -> f64 {
-        match self {
-            Placement::Deepnorm => (2.0 * depth as f64).powf(0.25),
-            _ => 1.0,
-        }
-    }
-
-    /// DeepNorm's init multiplier `β = (8L)^{-1/4}` on `W_v, W_o` and the feed-forward
-    /// weights; 1 elsewhere.
-    pub fn init_gain(self, depth: usize) -> f64 {
-        match self {
-            Placement::Deepnorm => (8.0 * depth as f64).powf(-0.25),
-            _ => 1.0,
-        }
-    }
-
-    /// Records block `c.l` on `t`, from input `x`; returns the block output.
-    pub fn block<B: BlockOps>(self, t: &mut B, x: B::Node, c: &BlockCtx) -> B::Node {
-        let (a, l) = (c.alpha, c.l);
-        match self {
-            Placement::Pre => pre_block(t, x, a, 1.0),
-            Placement::Lns => pre_block(t, x, a, (l as f64).powf(-0.5)),
-            Placement::Post => post_block(t, x, a),
-            Placement::Mix => {
-                if l <= c.depth / 4 {
-                    post_block(t, x, a)
-                } else {
-                    pre_block(t, x, a, 1.0)
-                }
-            }
-            Placement::Span => {
-                let u = if c.inner_norm { t.norm(x) } else { x };
-                let at = t.attn(u);
-                let h = t.residual(x, a, at);
-                let v = if c.inner_norm { t.norm(h) } else { h };
-                let f = t.ffn(v);
-                let o = t.residual(h, a, f);
-                t.closing_norm(o)
-            }
-            Placement::SpanOuter => {
-                let at = t.attn(x);
-                let s = t.add(&[x, at]);
-                let a1 = t.norm(s);
-                let f = t.ffn(a1);
-                let s2 = t.add(&[a1, f]);
-                let b = t.closing_norm(s2);
-                t.residual(x, a, b)
-            }
-            Placement::Deepnorm => {
-                let w = self.residual_weight(c.depth);
-                let at = t.attn(x);
-                let wx = t.scale(w, x);
-                let s = t.residual(wx, a, at);
-                let h = t.norm(s);
-                let f = t.ffn(h);
-                let wh = t.scale(w, h);
-                let s2 = t.residual(wh, a, f);
-                t.closing_norm(s2)
-            }
-            Placement::B2t => {
-                let at = t.attn(x);
-                let s = t.residual(x, a, at);
-                let a1 = t.norm(s);
-                let f = t.ffn(a1);
-                let fs = t.scale(a, f);
-                let s2 = t.add(&[a1, fs, x]);
-                t.closing_norm(s2)
-            }
-            Placement::Peri => {
-                let u = t.norm(x);
-                let at = t.attn(u);
-                let an = t.norm(at);
-                let h = t.residual(x, a, an);
-                let v = t.norm(h);
-                let f = t.ffn(v);
-                let fnn = t.norm(f);
-                t.residual(h, a, fnn)
-            }
-            Placement::AttnOnly => t.attn(x),
-            Placement::AttnSkip => {
-                let at = t.attn(x);
-                t.residual(x, a, at)
-            }
-        }
+    /// A placement by name or alias (`sandwich` is `peri`).
+    pub fn named(s: &str) -> Option<Placement> {
+        s.parse::<Placement>()
+            .ok()
+            .or_else(|| ALIASES.iter().find(|(a, _)| *a == s).map(|(_, p)| *p))
     }
 }
 
-/// `h = x + α A(g N(x))`; `y = h + α F(g N(h))`.
-fn pre_block<B: BlockOps>(t: &mut B, x: B::Node, a: f64, gain: f64) -> B::Node {
-    let u = t.norm_gain(x, gain);
-    let at = t.attn(u);
-    let h = t.residual(x, a, at);
-    let v = t.norm_gain(h, gain);
-    let f = t.ffn(v);
-    t.residual(h, a, f)
-}
-
-/// `h = N(x + α A(x))`; `y = N(h + α F(h))`.
-fn post_block<B: BlockOps>(t: &mut B, x: B::Node, a: f64) -> B::Node {
-    let at = t.attn(x);
-    let s = t.residual(x, a, at);
-    let h = t.norm(s);
-    let f = t.ffn(h);
-    let s2 = t.residual(h, a, f);
-    t.closing_norm(s2)
+/// The text of `analysis/placements/README.md`, generated from the built-in files: a
+/// sentence and the table (name, block formula(s), final map, sublayer options, init gains,
+/// defaults).
+pub fn table() -> String {
+    let mut out = String::from(
+        "Built-in placements, generated from the files in `analysis/placements/` (the \
+         definitions; `cargo run --example placement_table` regenerates this table). The block \
+         language is described in `src/lang/mod.rs` and the README; `a` is the branch scale, \
+         `L` the depth, `l` the block, `d` the width.\n\n\
+         | name | block `l`: `x ↦ y` | stack output | also |\n| --- | --- | --- | --- |\n",
+    );
+    let code = |s: &str| format!("`{}`", s.replace('|', "\\|"));
+    for &p in Placement::ALL {
+        let f = p.definition().expect("built-in").file();
+        let block = match &f.block {
+            Some(b) => code(b),
+            None => f
+                .blocks
+                .iter()
+                .map(|r| match &r.until {
+                    Some(u) => format!("`l ≤ {u}`: {}", code(&r.block)),
+                    None => format!("then {}", code(&r.block)),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let mut also: Vec<String> = Vec::new();
+        if let Some(b) = &f.inner_norm_block {
+            also.push(format!("`--inner-norm`: {}", code(b)));
+        }
+        let opts = serde_json::to_string(&f.attention).unwrap_or_default();
+        if opts != "{}" {
+            also.push(format!("attention {}", code(&opts)));
+        }
+        let opts = serde_json::to_string(&f.ffn).unwrap_or_default();
+        if opts != "{}" {
+            also.push(format!("ffn {}", code(&opts)));
+        }
+        if !f.init_gain.is_empty() {
+            let g: Vec<String> = f
+                .init_gain
+                .iter()
+                .map(|(w, e)| format!("{w} × {e}"))
+                .collect();
+            also.push(format!("init gains {}", code(&g.join(", "))));
+        }
+        if let Some(s) = f.scale {
+            also.push(format!("scale `{s}`"));
+        }
+        if let Some(i) = f.init {
+            also.push(format!("init `{i}`"));
+        }
+        let aliases: Vec<&str> = ALIASES
+            .iter()
+            .filter(|(_, q)| *q == p)
+            .map(|(a, _)| *a)
+            .collect();
+        if !aliases.is_empty() {
+            also.push(format!("alias `{}`", aliases.join("`, `")));
+        }
+        out += &format!(
+            "| `{p}` | {block} | {} | {} |\n",
+            code(&f.final_),
+            also.join("; ")
+        );
+    }
+    out
 }

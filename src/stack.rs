@@ -20,6 +20,7 @@ use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
+use crate::weight::WeightName;
 use ndarray::Array2;
 use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
@@ -56,35 +57,54 @@ pub fn block_weights<T: Real>(
 ) -> BlockWeights<T> {
     let mut rng = stream_rng(master, seed, l as u64);
     let d = cfg.width;
-    let beta = cfg.placement.init_gain(cfg.depth);
+    let gain = |w: WeightName| init_gain(cfg, w, l);
     let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo);
     let mut attn = AttnWeights {
-        w_q: gaussian(&mut rng, d, d, std(d, d)),
-        w_k: gaussian(&mut rng, d, d, std(d, d)),
-        w_v: gaussian(&mut rng, d, d, std(d, d) * beta),
-        w_o: gaussian(&mut rng, d, d, std(d, d) * beta),
+        w_q: gaussian(&mut rng, d, d, std(d, d) * gain(WeightName::AttnQ)),
+        w_k: gaussian(&mut rng, d, d, std(d, d) * gain(WeightName::AttnK)),
+        w_v: gaussian(&mut rng, d, d, std(d, d) * gain(WeightName::AttnV)),
+        w_o: gaussian(&mut rng, d, d, std(d, d) * gain(WeightName::AttnO)),
     };
     if cfg.init == Init::ZeroQuery {
         attn.w_q.fill(T::zero());
     }
-    let ffn = cfg.placement.has_ffn().then(|| match cfg.moe {
-        None => FfnBlockWeights::Dense(ffn_weights(cfg, &mut rng, beta)),
-        Some(m) => FfnBlockWeights::Moe(MoeWeights {
-            w_r: gaussian(&mut rng, d, m.experts, std(d, m.experts)),
-            experts: (0..m.experts)
-                .map(|_| ffn_weights(cfg, &mut rng, beta))
-                .collect(),
-        }),
+    let ffn = cfg.def.uses_ffn().then(|| match cfg.moe {
+        None => {
+            let g = [WeightName::FfnW1, WeightName::FfnW2, WeightName::FfnWg].map(gain);
+            FfnBlockWeights::Dense(ffn_weights(cfg, &mut rng, g))
+        }
+        Some(m) => {
+            let g = [WeightName::MoeW1, WeightName::MoeW2, WeightName::MoeWg].map(gain);
+            FfnBlockWeights::Moe(MoeWeights {
+                w_r: gaussian(
+                    &mut rng,
+                    d,
+                    m.experts,
+                    std(d, m.experts) * gain(WeightName::MoeWr),
+                ),
+                experts: (0..m.experts)
+                    .map(|_| ffn_weights(cfg, &mut rng, g))
+                    .collect(),
+            })
+        }
     });
     BlockWeights { attn, ffn }
 }
 
-fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut Stream, beta: f64) -> FfnWeights<T> {
+/// The multiplier of weight `w`'s init standard deviation in block `l`: the placement's
+/// gain formula (DeepNet's `β`, Sub-LN's `√(log 2L)`, …), 1 without one.
+pub fn init_gain(cfg: &ModelConfig, w: WeightName, l: usize) -> f64 {
+    cfg.def.init_gain(w, l, cfg.depth, cfg.width, cfg.tokens)
+}
+
+/// One feed-forward network's weights; `gain` multiplies the standard deviations of
+/// `W_1, W_2, W_g`.
+fn ffn_weights<T: Real>(cfg: &ModelConfig, rng: &mut Stream, gain: [f64; 3]) -> FfnWeights<T> {
     let (d, f) = (cfg.width, cfg.d_ff);
-    let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo) * beta;
-    let w_1 = gaussian(rng, d, f, std(d, f));
-    let w_2 = gaussian(rng, f, d, std(f, d));
-    let w_g = (cfg.act == Activation::Swiglu).then(|| gaussian(rng, d, f, std(d, f)));
+    let std = |fi: usize, fo: usize| weight_std(cfg.init, cfg.sigma_w, fi, fo);
+    let w_1 = gaussian(rng, d, f, std(d, f) * gain[0]);
+    let w_2 = gaussian(rng, f, d, std(f, d) * gain[1]);
+    let w_g = (cfg.act == Activation::Swiglu).then(|| gaussian(rng, d, f, std(d, f) * gain[2]));
     FfnWeights { w_1, w_2, w_g }
 }
 
@@ -152,6 +172,7 @@ pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
         mask: cfg.mask,
         act: cfg.act,
         top_k: cfg.moe.map_or(1, |m| m.top_k),
+        dyt_alpha: cfg.dyt_alpha,
     }
 }
 
@@ -241,17 +262,34 @@ where
         xs.push(y);
     }
 
-    // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = N(X_L) or X_L.
+    // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = the final map of X_L (N(X_L), X_L, …).
     let x_last = xs.pop().expect("depth + 1 boundaries");
     let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
     let g_y = r.mapv(|v| v * c);
-    let mut g = if cfg.placement.output_norm() {
+    let fin = cfg.def.final_program();
+    let mut g = if fin.is_identity() {
+        obs.loss(dot(&r, &x_last) * c.f64());
+        g_y
+    } else if fin.is_plain_norm() {
         let (y, cache) = norm::forward(cfg.norm, x_last.view(), T::one());
         obs.loss(dot(&r, &y) * c.f64());
         norm::backward(cfg.norm, &cache, g_y.view())
     } else {
-        obs.loss(dot(&r, &x_last) * c.f64());
-        g_y
+        let none = BlockWeights::empty();
+        let (mut tape, input) = Tape::new(sublayers(cfg), &none, x_last.clone());
+        let out = fin.run(&mut tape, input, &final_env(cfg));
+        let y = tape.value(out);
+        // A non-finite stack output (an overflow in the final map) is charged to the top
+        // block, whose output it is a function of.
+        if !frobenius(y).is_finite() {
+            return Err(Divergence {
+                block: depth,
+                pass: Pass::Forward,
+                reason: Failure::NonFinite,
+            });
+        }
+        obs.loss(dot(&r, y) * c.f64());
+        tape.backward(out, g_y).0
     };
     drop(x_last);
 
@@ -366,8 +404,20 @@ fn forward_block<'w, T: Real>(
     l: usize,
 ) -> (Tape<'w, T>, Node) {
     let (mut tape, input) = Tape::new(sublayers(cfg), w, x);
-    let out = cfg.placement.block(&mut tape, input, &cfg.block_ctx(l));
+    let out = cfg.def.block(&mut tape, input, &cfg.block_ctx(l));
     (tape, out)
+}
+
+/// The values of the block language's variables for the final formula.
+pub fn final_env(cfg: &ModelConfig) -> crate::lang::Env {
+    crate::lang::Env {
+        alpha: f64::NAN,
+        l: cfg.depth + 1,
+        depth: cfg.depth,
+        width: cfg.width,
+        tokens: cfg.tokens,
+        omega: [f64::NAN; 2],
+    }
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {

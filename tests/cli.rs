@@ -43,7 +43,7 @@ fn rejects(args: &[&str], field: &str) {
 
 #[test]
 fn bad_flags() {
-    rejects(&["--placement", "sandwich"], "placement");
+    rejects(&["--placement", "sandwiches"], "placement");
     rejects(&[], "placement");
     rejects(&["--placement", "pre", "--scale", "cubic"], "scale");
     rejects(&["--placement", "pre", "--scale", "const:-1"], "scale");
@@ -85,6 +85,147 @@ fn bad_flags() {
     rejects(&["--placement", "pre", "--d-ff", "100000000000"], "d-ff");
     rejects(&["--placement", "pre", "--threads", "0"], "threads");
     rejects(&["--placement", "pre", "--frobnicate"], "frobnicate");
+}
+
+#[test]
+fn bad_formulas_are_one_line_with_their_position() {
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--block", "h = x + a*attn(nrom(x)); y = h + a*ffn(norm(h))"],
+            "block:1:16: unknown function 'nrom' (known: norm, layernorm, rmsnorm, dyt, \
+             l2norm, attn, ffn",
+        ),
+        (
+            &["--block", "y = h + attn(x); h = norm(x)"],
+            "block:1:5: 'h' is used before it is defined (at 1:18)",
+        ),
+        (
+            &["--block", "y = norm(x)"],
+            "block:1:1: the block's output never depends on attn(…) or ffn(…)",
+        ),
+        (
+            &["--block", "y = x + attn(x)", "--final", "ffn(x)"],
+            "final:1:1: ffn(…) is not available in the final formula",
+        ),
+        (
+            &["--block", "y = x + attn(x)", "--placement", "pre"],
+            "block: a block formula replaces the placement",
+        ),
+        (
+            &["--placement", "pre", "--final", "x"],
+            "final: goes with --block",
+        ),
+        (
+            &["--block", "y = x + attn(x)", "--scale", "sqrt-depth"],
+            "scale: formula has no residual sum to scale",
+        ),
+        (
+            &["--block", "y = x + log(l - 3)*attn(x)"],
+            "placement: formula: block 1: 'log(l - 3)' is NaN, not a finite number",
+        ),
+    ];
+    for (args, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r.json");
+        let mut all = vec!["simulate"];
+        all.extend_from_slice(&SMALL);
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        let o = spannorm(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        let msg = err.strip_prefix("error: ").unwrap_or(&err);
+        assert!(
+            msg.starts_with(want),
+            "{args:?}:\n  got  {err}  want {want}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn placement_files_run_and_their_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = write(
+        "mine.json",
+        r#"{"name": "mine", "block": "h = x + a*attn(norm(x))\ny = h + a*ffn(norm(h))",
+            "final": "norm(x)", "citation": "a test"}"#,
+    );
+    let out = dir.path().join("r.json");
+    let mut args = vec!["simulate", "--placement", &good, "--quiet"];
+    args.extend_from_slice(&SMALL);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let o = spannorm(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The result holds the definition itself: it runs again from its own config.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let cfg = &doc["results"][0]["config"];
+    assert_eq!(cfg["placement"]["name"], "mine");
+    assert_eq!(cfg["placement"]["final"], "norm(x)");
+    let again = write("again.json", &cfg.to_string());
+    let out2 = dir.path().join("r2.json");
+    let o = spannorm(&[
+        "simulate",
+        "--config",
+        &again,
+        "--quiet",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&out2).unwrap()
+    );
+    let bad = [
+        (write("a.json", r#"{"name": "a"}"#), "needs a block formula"),
+        (
+            write("b.json", r#"{"name": "b", "block": "y = x + atn(x)"}"#),
+            "b.json: block:1:9: unknown function 'atn'",
+        ),
+        (
+            write(
+                "c.json",
+                r#"{"name": "c", "block": "y = attn(x)", "colour": 3}"#,
+            ),
+            "c.json: colour: unknown field `colour`",
+        ),
+        (
+            write(
+                "d.json",
+                r#"{"name": "d", "block": "y = attn(x)", "attention": {"qk-norm": "yes"}}"#,
+            ),
+            "d.json: attention.qk-norm: unknown value 'yes'",
+        ),
+        (
+            dir.path().join("none.json").to_str().unwrap().to_string(),
+            "none.json: ",
+        ),
+    ];
+    for (file, want) in bad {
+        let o = spannorm(&["simulate", "--placement", &file, "--depth", "2"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(want), "{file}: '{want}' not in {err}");
+    }
 }
 
 fn with_config(json: &str, field: &str) {

@@ -44,6 +44,7 @@ pub fn colour(p: Placement) -> RGBColor {
         Placement::Lns => RGBColor(0xAA, 0x44, 0x99),  // purple
         Placement::AttnOnly => RGBColor(0x00, 0x00, 0x00), // black
         Placement::AttnSkip => RGBColor(0x88, 0x88, 0x88), // grey
+        Placement::Custom => RGBColor(0x55, 0x55, 0x55), // dark grey: a user's formula
     }
 }
 

@@ -19,9 +19,9 @@ use crate::config::{ModelConfig, SimConfig};
 use crate::init::{weight_std, Init};
 use crate::metrics::from_gram;
 use crate::norm::{Norm, EPS};
-use crate::placement::Placement;
 use crate::result::{Blocks, Boundaries, BranchQ, RunResult, Source};
 use crate::summary::{Reason, Series};
+use crate::weight::WeightName;
 use ndarray::Array2;
 use std::collections::BTreeMap;
 pub use tape::Ctx;
@@ -46,28 +46,34 @@ pub const MAX_KERNEL_BYTES: f64 = 4.0 * (1u64 << 30) as f64;
 
 fn unsupported(cfg: &ModelConfig, reason: impl Into<String>) -> TheoryError {
     TheoryError::Unsupported {
-        what: cfg.placement.to_string(),
+        what: cfg.placement_name().to_string(),
         reason: reason.into(),
     }
 }
 
-/// Per-entry gains `var · fan_in` of a model's weights (DeepNorm's `β²` included):
-/// `(g_q, g_k, g_v, g_o, g_1, g_2, g_g)`, and the router's `g_r` of a mixture.
+/// Per-entry gains `var · fan_in` of a model's weights (the placement's init gains squared
+/// included, DeepNorm's `β²`): `(g_q, g_k, g_v, g_o, g_1, g_2, g_g)`, and the router's `g_r`
+/// of a mixture. Gains are those of block 1 (a gain formula that varies with `l` is refused
+/// by [`predict`]).
 pub fn gains(m: &ModelConfig) -> ([f64; 7], Option<f64>) {
     let (d, f) = (m.width, m.d_ff);
     let gain = |fi: usize, fo: usize| weight_std(m.init, m.sigma_w, fi, fo).powi(2) * fi as f64;
-    let b2 = m.placement.init_gain(m.depth).powi(2);
+    let b2 = |w: WeightName| crate::stack::init_gain(m, w, 1).powi(2);
+    let (w1, w2, wg) = match m.moe {
+        None => (WeightName::FfnW1, WeightName::FfnW2, WeightName::FfnWg),
+        Some(_) => (WeightName::MoeW1, WeightName::MoeW2, WeightName::MoeWg),
+    };
     (
         [
-            gain(d, d),
-            gain(d, d),
-            gain(d, d) * b2,
-            gain(d, d) * b2,
-            gain(d, f) * b2,
-            gain(f, d) * b2,
-            gain(d, f) * b2,
+            gain(d, d) * b2(WeightName::AttnQ),
+            gain(d, d) * b2(WeightName::AttnK),
+            gain(d, d) * b2(WeightName::AttnV),
+            gain(d, d) * b2(WeightName::AttnO),
+            gain(d, f) * b2(w1),
+            gain(f, d) * b2(w2),
+            gain(d, f) * b2(wg),
         ],
-        m.moe.map(|x| gain(d, x.experts)),
+        m.moe.map(|x| gain(d, x.experts) * b2(WeightName::MoeWr)),
     )
 }
 
@@ -122,18 +128,16 @@ pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
 }
 
 /// Whether block `l`'s trunk norms see gradients orthogonal to their input: everything above
-/// is scale-invariant in the block output (theory.md §2.2, `η = 0`). True for `post`,
-/// canonical `span` and `deepnorm`, whose next block starts with `N(w x + α A(x))` or
-/// `N(x + α A(x) + …)` with `A` and relu homogeneous; not for `b2t` (its skip adds `x` after
-/// the first norm), `span` with `inner-norm` (`A(N(x))` is not homogeneous), or `mix`'s last
-/// post block (pre blocks above it).
+/// is scale-invariant in the block output (theory.md §2.2, `η = 0`). Read off the formulas
+/// ([`crate::lang::Program::scale_invariant`]): the block above (for the top block, the
+/// block itself) maps `c x` to what it maps `x` to, counting attention and the feed-forward
+/// network as homogeneous. True for `post`, canonical `span` and `deepnorm`
+/// (`N(w x + α A(x))`, `N(x + α A(x) + …)`); not for `b2t` (its skip adds `x` after the first
+/// norm), `span` with `inner-norm` (`A(N(x))` is not homogeneous), or `mix`'s last post
+/// block (pre blocks above it).
 fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
-    match m.placement {
-        Placement::Post | Placement::Deepnorm => true,
-        Placement::Span => !m.inner_norm,
-        Placement::Mix => l < m.depth / 4,
-        _ => false,
-    }
+    let above = (l + 1).min(m.depth);
+    m.def.program(&m.block_ctx(above)).scale_invariant()
 }
 
 /// `K_0 = ρ0 11ᵀ + (1 − ρ0) I`.
@@ -191,6 +195,19 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             ),
         ));
     }
+    if let Some(w) = m
+        .definition()
+        .gain_names()
+        .into_iter()
+        .find(|&w| m.definition().gain_varies_with_layer(w))
+    {
+        return Err(unsupported(
+            m,
+            format!(
+                "the init gain of {w} varies with the block; the maps take one gain per weight"
+            ),
+        ));
+    }
     let mut ctx = context(m)?;
     tweak(&mut ctx);
     let fix = |k: Array2<f64>| {
@@ -209,7 +226,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     for l in 1..=depth {
         let (mut t, x) =
             TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-        let out = m.placement.block(&mut t, x, &m.block_ctx(l));
+        let out = m.def.block(&mut t, x, &m.block_ctx(l));
         if let Some(e) = t.error() {
             return Err(unsupported(m, format!("block {l}: {e}")));
         }
@@ -248,7 +265,10 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     let mut log10_param: Vec<Vec<Option<Option<f64>>>> = vec![vec![None; depth]; names.len()];
     if vanished.is_none() {
         let top = Array2::<f64>::eye(n) / n as f64;
-        let mut gamma = if m.placement.output_norm() {
+        let fin = m.def.final_program();
+        let mut gamma = if fin.is_identity() {
+            top
+        } else if fin.is_plain_norm() {
             let kl = &ks[depth];
             let f = match m.norm {
                 Norm::Layernorm => 1.0 - 1.0 / m.width as f64,
@@ -261,7 +281,13 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                 top[[i, j]] * di * dj * proj
             })
         } else {
-            top
+            // Any other final map: its formula on a tape, as the top of the stack.
+            let (mut t, x) = TheoryTape::new(&ctx, ks[depth].clone(), false, true);
+            let out = fin.run(&mut t, x, &crate::stack::final_env(m));
+            if let Some(e) = t.error() {
+                return Err(unsupported(m, format!("the final map: {e}")));
+            }
+            fix(t.backward(out, top).0)
         };
         let mut lg = 0.0;
         let mut renormalize = |gamma: &mut Array2<f64>, l: usize| -> Result<f64, TheoryError> {
@@ -281,7 +307,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         for l in (1..=depth).rev() {
             let (mut t, x) =
                 TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-            let out = m.placement.block(&mut t, x, &m.block_ctx(l));
+            let out = m.def.block(&mut t, x, &m.block_ctx(l));
             let (gin, params) = t.backward(out, gamma);
             for (name, v) in params {
                 if let (Some(j), Some(v)) = (names.iter().position(|&w| w == name), v) {

@@ -24,6 +24,7 @@ use crate::block::{BlockOps, Probe};
 use crate::choice::Choice;
 use crate::ffn::Activation;
 use crate::norm::{Norm, EPS};
+use crate::normop::{NormKind, L2_EPS};
 use crate::weight::WeightName;
 use ndarray::{Array1, Array2};
 
@@ -576,14 +577,13 @@ impl<'c> TheoryTape<'c> {
     }
 }
 
-impl BlockOps for TheoryTape<'_> {
-    type Node = usize;
-
-    fn norm_gain(&mut self, x: usize, gain: f64) -> usize {
+impl TheoryTape<'_> {
+    /// `gain · N(x)` for a token norm: per token, `x / sqrt(f K_ii + ε)` times `sqrt(f)`.
+    fn token_norm(&mut self, x: usize, norm: Norm, gain: f64) -> usize {
         let k = self.kernel(x);
         // layernorm centres each token: at large width the feature mean is removed, a
         // projection keeping (1 − 1/d) of the second moment (theory.md §2.2).
-        let f = match self.ctx.norm {
+        let f = match norm {
             Norm::Layernorm => 1.0 - 1.0 / self.ctx.d as f64,
             Norm::Rmsnorm => 1.0,
         };
@@ -592,6 +592,41 @@ impl BlockOps for TheoryTape<'_> {
         });
         let sig = self.nodes[x].scaled(&coef);
         self.push(TOp::Norm { x, coef }, sig)
+    }
+
+    /// `gain · dyt(x)` (to come).
+    fn dyt(&mut self, x: usize, _gain: f64) -> usize {
+        self.fail("dyt(…) has no mean-field map yet".into());
+        x
+    }
+}
+
+impl BlockOps for TheoryTape<'_> {
+    type Node = usize;
+
+    fn norm_gain(&mut self, x: usize, gain: f64) -> usize {
+        self.token_norm(x, self.ctx.norm, gain)
+    }
+
+    fn norm_as(&mut self, x: usize, kind: NormKind, gain: f64) -> usize {
+        match kind.as_norm(self.ctx.norm) {
+            Some(norm) => self.token_norm(x, norm, gain),
+            None if kind == NormKind::L2 => {
+                // l2norm is rmsnorm / √d: per token, divide by sqrt(d K_ii + ε₂).
+                let k = self.kernel(x);
+                let d = self.ctx.d as f64;
+                let coef =
+                    Array1::from_shape_fn(self.ctx.n, |i| gain / (d * k[[i, i]] + L2_EPS).sqrt());
+                let sig = self.nodes[x].scaled(&coef);
+                self.push(TOp::Norm { x, coef }, sig)
+            }
+            None => self.dyt(x, gain),
+        }
+    }
+
+    fn probe_pre_norm(&mut self, x: usize) {
+        let k = self.kernel(x);
+        self.probe.q_pre_norm = Some(k.diag().sum() / self.ctx.n as f64);
     }
 
     fn closing_norm(&mut self, x: usize) -> usize {
