@@ -191,7 +191,7 @@ fn bad_sweeps_get_one_line_and_exit_code_2() {
     );
     rejects(r#"{"placement": "pre", "depth": [2, "x"]}"#, &[], "depth");
     rejects(r#"{"placement": "pre", "depth": [2, 0]}"#, &[], "depth");
-    rejects(r#"{"placement": ["pre", "sandwich"]}"#, &[], "placement");
+    rejects(r#"{"placement": ["pre", "sandwiches"]}"#, &[], "placement");
     rejects(
         r#"{"placement": "pre", "width": 16, "heads": [2, 3]}"#,
         &[],
