@@ -12,6 +12,7 @@ use crate::moe::{self, MoeCache, MoeWeights};
 use crate::norm::{self, second_moment, Norm, NormCache};
 use crate::normop::{self, NormKind, NormOpCache};
 use crate::real::Real;
+use crate::sublayer::{self, AttnOptCache, AttnOptions, FfnOptCache, FfnOptions};
 use crate::weight::WeightName;
 use ndarray::Array2;
 
@@ -166,6 +167,10 @@ pub struct Sublayers {
     pub top_k: usize,
     /// DyT's `α₀` (`dyt(x) = tanh(α₀ x)`).
     pub dyt_alpha: f64,
+    /// Norms inside attention (none: [`crate::attention`] as is).
+    pub attn_opts: AttnOptions,
+    /// Norms inside the feed-forward network (none: [`crate::ffn`] as is).
+    pub ffn_opts: FfnOptions,
 }
 
 /// Per-block measurements taken while the block runs forward.
@@ -183,7 +188,9 @@ enum Op<T> {
     Norm { x: Node, cache: NormCache<T> },
     NormAs { x: Node, cache: NormOpCache<T> },
     Attn { x: Node, cache: AttnCache<T> },
+    AttnOpts { x: Node, cache: AttnOptCache<T> },
     Ffn { x: Node, cache: FfnCache<T> },
+    FfnOpts { x: Node, cache: FfnOptCache<T> },
     Moe { x: Node, cache: MoeCache<T> },
     Scale { x: Node, c: T },
     Add { xs: Vec<Node> },
@@ -260,6 +267,31 @@ impl<'w, T: Real> Tape<'w, T> {
                     );
                     accumulate(&mut grads[*x], gx);
                     g_attn = Some(gw);
+                }
+                Op::AttnOpts { x, cache } => {
+                    let (gx, gw) = sublayer::attn_backward(
+                        &self.w.attn,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        self.sub.heads,
+                    );
+                    accumulate(&mut grads[*x], gx);
+                    g_attn = Some(gw);
+                }
+                Op::FfnOpts { x, cache } => {
+                    let Some(FfnBlockWeights::Dense(f)) = &self.w.ffn else {
+                        unreachable!("dense op recorded with dense weights")
+                    };
+                    let (gx, gw) = sublayer::ffn_backward(
+                        f,
+                        self.sub.act,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                    );
+                    accumulate(&mut grads[*x], gx);
+                    g_ffn = Some(FfnBlockWeights::Dense(gw));
                 }
                 Op::Ffn { x, cache } => {
                     let Some(FfnBlockWeights::Dense(f)) = &self.w.ffn else {
@@ -396,6 +428,18 @@ impl<T: Real> BlockOps for Tape<'_, T> {
 
     /// `A(x)` with the block's attention weights.
     fn attn(&mut self, x: Node) -> Node {
+        if !self.sub.attn_opts.is_plain() {
+            let (y, cache) = sublayer::attn_forward(
+                &self.w.attn,
+                self.sub.attn_opts,
+                self.sub.norm,
+                self.vals[x].view(),
+                self.sub.heads,
+                self.sub.mask,
+            );
+            self.probe.attn_q = Some(second_moment(y.view()));
+            return self.push(Op::AttnOpts { x, cache }, y);
+        }
         let (y, cache) = attention::forward(
             &self.w.attn,
             self.vals[x].view(),
@@ -418,6 +462,16 @@ impl<T: Real> BlockOps for Tape<'_, T> {
             .as_ref()
             .expect("placement uses F but has no FFN weights")
         {
+            FfnBlockWeights::Dense(f) if !self.sub.ffn_opts.is_plain() => {
+                let (y, cache) = sublayer::ffn_forward(
+                    f,
+                    self.sub.act,
+                    self.sub.ffn_opts,
+                    self.sub.norm,
+                    self.vals[x].view(),
+                );
+                (y, Op::FfnOpts { x, cache })
+            }
             FfnBlockWeights::Dense(f) => {
                 let (y, cache) = ffn::forward(f, self.sub.act, self.vals[x].view());
                 (y, Op::Ffn { x, cache })

@@ -513,6 +513,23 @@ impl ModelConfig {
     pub fn inner_norm(&self) -> bool {
         self.inner_norm
     }
+    /// Why the stack is exactly the identity at initialization, if it is: every block's
+    /// formula reduces to its input (ReZero at `α = 0`) and the final map is `x`. Its
+    /// per-layer curves are flat by construction.
+    pub fn identity_at_init(&self) -> Option<String> {
+        let blocks = (1..=self.depth).all(|l| {
+            let c = self.block_ctx(l);
+            self.def.program(&c).is_identity_at(&c.env())
+        });
+        (blocks && self.def.final_program().is_identity()).then(|| {
+            format!(
+                "every block is the identity at initialization (scale {}: the branches are \
+                 multiplied by 0), so X_l = X_0 and the gradient passes every block unchanged",
+                self.scale
+            )
+        })
+    }
+
     /// The weight names of a block, in the order of [`crate::block::BlockWeights::named`].
     pub fn weight_names(&self) -> Vec<WeightName> {
         let mut v = WeightName::ATTN.to_vec();

@@ -81,6 +81,30 @@ choice_enum!(
         AttnOnly => "attn-only",
         /// Control: `y = x + α A(x)`.
         AttnSkip => "attn-skip",
+        /// OLMo 2: `h = x + α N(A(x))`; `y = h + α N(F(h))`, QK-norm; output `N(x_L)`.
+        Olmo2 => "olmo2",
+        /// HybridNorm: `h = x + α A_qkv(x)`; `u = N(h)`; `y = u + α F(u)`, QKV-norm per head;
+        /// output `N(x_L)`.
+        Hybrid => "hybrid",
+        /// DyT: `pre` with every norm `tanh(α₀ ·)`; output `tanh(α₀ x_L)`.
+        Dyt => "dyt",
+        /// nGPT: `h = L2(x + α(L2(A(x)) − x))`; `y = L2(h + α(L2(F(√d h)) − h))`, per-head unit
+        /// queries and keys, `α = 0.05`.
+        Ngpt => "ngpt",
+        /// ReZero: `h = x + α A(x)`; `y = h + α F(h)`, `α = 0` at init.
+        Rezero => "rezero",
+        /// Admin: `h = N(ω_A x + α A(x))`; `y = N(ω_F h + α F(h))`, `ω² = 1 + Σ` of the
+        /// branch variances below.
+        Admin => "admin",
+        /// Sub-LN (Magneto): `pre` with a norm before `W_o` and `W_2`, init gain
+        /// `√(log 2L)` on `W_v, W_o, W_1, W_2`; output `N(x_L)`.
+        SubLn => "sub-ln",
+        /// NormFormer: `h = x + α N(A(N(x)))`; `y = h + α F'(N(h))`, `F'` with a norm after
+        /// its activation; output `N(x_L)`.
+        Normformer => "normformer",
+        /// T-Fixup: `h = x + α A(x)`; `y = h + α F(h)`, xavier, `(9L)^{-1/4}` on
+        /// `W_v, W_o, W_1, W_2`.
+        Tfixup => "tfixup",
     }
     hidden {
         /// A placement given as a formula (`--block`) or a file (`--placement FILE.json`):
@@ -93,7 +117,7 @@ choice_enum!(
 pub const ALIASES: [(&str, Placement); 1] = [("sandwich", Placement::Peri)];
 
 /// The built-in placement files, in the order of [`Choice::ALL`].
-pub const FILES: [(&str, &str); 11] = [
+pub const FILES: [(&str, &str); 20] = [
     ("pre", include_str!("../analysis/placements/pre.json")),
     ("post", include_str!("../analysis/placements/post.json")),
     ("span", include_str!("../analysis/placements/span.json")),
@@ -117,6 +141,18 @@ pub const FILES: [(&str, &str); 11] = [
         "attn-skip",
         include_str!("../analysis/placements/attn-skip.json"),
     ),
+    ("olmo2", include_str!("../analysis/placements/olmo2.json")),
+    ("hybrid", include_str!("../analysis/placements/hybrid.json")),
+    ("dyt", include_str!("../analysis/placements/dyt.json")),
+    ("ngpt", include_str!("../analysis/placements/ngpt.json")),
+    ("rezero", include_str!("../analysis/placements/rezero.json")),
+    ("admin", include_str!("../analysis/placements/admin.json")),
+    ("sub-ln", include_str!("../analysis/placements/sub-ln.json")),
+    (
+        "normformer",
+        include_str!("../analysis/placements/normformer.json"),
+    ),
+    ("tfixup", include_str!("../analysis/placements/tfixup.json")),
 ];
 
 impl Placement {

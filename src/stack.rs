@@ -173,6 +173,8 @@ pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
         act: cfg.act,
         top_k: cfg.moe.map_or(1, |m| m.top_k),
         dyt_alpha: cfg.dyt_alpha,
+        attn_opts: cfg.def.attention(),
+        ffn_opts: cfg.def.ffn(),
     }
 }
 
@@ -215,6 +217,54 @@ where
     W: Fn(usize) -> BlockWeights<T>,
     O: Observer<T>,
 {
+    run_with_omegas(cfg, weights, inputs, obs, memory, None)
+}
+
+/// Admin's residual weights `[ω_attn, ω_ffn]` of every block.
+pub type Omegas = Vec<[f64; 2]>;
+
+/// Admin's profiling, done by the forward pass as it goes: block `l`'s
+/// `ω_attn² = 1 + S` and `ω_ffn² = 1 + S + q_A`, with `S` the summed second moments of
+/// every sublayer output below and `q_A` that of block `l`'s attention (which does not
+/// depend on `ω`; the block runs once more to read it). A run on the same weights and inputs
+/// profiles to the same values; the backward pass holds them fixed, as Admin does after its
+/// profiling pass.
+struct Profile {
+    /// Fixed from outside (no profiling).
+    fixed: bool,
+    values: Omegas,
+    sum: f64,
+}
+
+impl Profile {
+    fn ctx(&self, cfg: &ModelConfig, l: usize) -> crate::placement::BlockCtx {
+        let mut c = cfg.block_ctx(l);
+        if let Some(w) = self.values.get(l - 1) {
+            c.omega = *w;
+        }
+        c
+    }
+}
+
+/// [`run`] with Admin's `ω` given (`Some`: held fixed, for derivative checks) or profiled by
+/// the forward pass (`None`; placements without `ω` ignore it).
+pub fn run_with_omegas<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    omegas: Option<Omegas>,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T>,
+    O: Observer<T>,
+{
+    let mut profile = Profile {
+        fixed: omegas.is_some(),
+        values: omegas.unwrap_or_default(),
+        sum: 0.0,
+    };
     settle_allocator();
     let kept: Vec<BlockWeights<T>> = match memory {
         Memory::Keep => (1..=cfg.depth).map(&weights).collect(),
@@ -230,14 +280,14 @@ where
         let x_prev = xs[l - 1].clone();
         let (y, probe) = match memory {
             Memory::Keep => {
-                let (tape, out) = forward_block(cfg, &kept[l - 1], x_prev, l);
+                let (tape, out) = forward_block(cfg, &kept[l - 1], x_prev, l, &mut profile);
                 let result = (tape.value(out).clone(), tape.probe());
                 tapes.push((tape, out));
                 result
             }
             Memory::Recompute => {
                 let w = weights(l);
-                let (tape, out) = forward_block(cfg, &w, x_prev, l);
+                let (tape, out) = forward_block(cfg, &w, x_prev, l, &mut profile);
                 let probe = tape.probe();
                 (tape.into_value(out), probe)
             }
@@ -320,7 +370,7 @@ where
             Some((tape, out)) => tape.backward(out, g),
             None => {
                 let w = weights(l);
-                let (tape, out) = forward_block(cfg, &w, x_in, l);
+                let (tape, out) = forward_block(cfg, &w, x_in, l, &mut profile);
                 tape.backward(out, g)
             }
         };
@@ -397,14 +447,30 @@ fn settle_allocator() {
 }
 
 /// Records block `l` of `cfg` on a new tape with input `x`; returns the tape and its output.
+/// Profiles Admin's `ω` of block `l` first when the placement needs it and it is not known.
 fn forward_block<'w, T: Real>(
     cfg: &ModelConfig,
     w: &'w BlockWeights<T>,
     x: Array2<T>,
     l: usize,
+    profile: &mut Profile,
 ) -> (Tape<'w, T>, Node) {
+    let profiling = cfg.def.uses_omega() && !profile.fixed && profile.values.len() < l;
+    if profiling {
+        let wa = (1.0 + profile.sum).sqrt();
+        let mut c = cfg.block_ctx(l);
+        c.omega = [wa, wa];
+        let (mut tape, input) = Tape::new(sublayers(cfg), w, x.clone());
+        cfg.def.block(&mut tape, input, &c);
+        let qa = tape.probe().attn_q.unwrap_or(0.0);
+        profile.values.push([wa, (1.0 + profile.sum + qa).sqrt()]);
+    }
     let (mut tape, input) = Tape::new(sublayers(cfg), w, x);
-    let out = cfg.def.block(&mut tape, input, &cfg.block_ctx(l));
+    let out = cfg.def.block(&mut tape, input, &profile.ctx(cfg, l));
+    if profiling {
+        let p = tape.probe();
+        profile.sum += p.attn_q.unwrap_or(0.0) + p.ffn_q.unwrap_or(0.0);
+    }
     (tape, out)
 }
 
@@ -429,6 +495,39 @@ fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
 
 /// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.
 pub fn loss<T: Real>(cfg: &ModelConfig, weights: &[BlockWeights<T>], inputs: &Inputs<T>) -> f64 {
+    loss_with_omegas(cfg, weights, inputs, None)
+}
+
+/// The `ω` that Admin's profiling gives a stack with explicit weights and inputs (empty for
+/// placements without `ω`).
+pub fn profile_omegas<T: Real>(
+    cfg: &ModelConfig,
+    weights: &[BlockWeights<T>],
+    inputs: &Inputs<T>,
+) -> Omegas {
+    let mut profile = Profile {
+        fixed: false,
+        values: Vec::new(),
+        sum: 0.0,
+    };
+    if !cfg.def.uses_omega() {
+        return Vec::new();
+    }
+    let mut x = inputs.x0.clone();
+    for (l, w) in weights.iter().enumerate() {
+        let (tape, out) = forward_block(cfg, w, x, l + 1, &mut profile);
+        x = tape.into_value(out);
+    }
+    profile.values
+}
+
+/// [`loss`] with Admin's `ω` held at `omegas` (`None`: profiled).
+pub fn loss_with_omegas<T: Real>(
+    cfg: &ModelConfig,
+    weights: &[BlockWeights<T>],
+    inputs: &Inputs<T>,
+    omegas: Option<Omegas>,
+) -> f64 {
     struct Loss(f64);
     impl<T> Observer<T> for Loss {
         fn loss(&mut self, l: f64) {
@@ -437,12 +536,13 @@ pub fn loss<T: Real>(cfg: &ModelConfig, weights: &[BlockWeights<T>], inputs: &In
     }
     let mut obs = Loss(f64::NAN);
     // A divergence leaves the loss NaN, which is what a derivative check should see.
-    let _ = run(
+    let _ = run_with_omegas(
         cfg,
         |l| weights[l - 1].clone(),
         inputs.clone(),
         &mut obs,
         Memory::Recompute,
+        omegas,
     );
     obs.0
 }
@@ -453,6 +553,16 @@ pub fn gradients<T: Real>(
     cfg: &ModelConfig,
     weights: &[BlockWeights<T>],
     inputs: &Inputs<T>,
+) -> Result<(Array2<T>, Vec<BlockWeights<T>>), Divergence> {
+    gradients_with_omegas(cfg, weights, inputs, None)
+}
+
+/// [`gradients`] with Admin's `ω` held at `omegas` (`None`: profiled).
+pub fn gradients_with_omegas<T: Real>(
+    cfg: &ModelConfig,
+    weights: &[BlockWeights<T>],
+    inputs: &Inputs<T>,
+    omegas: Option<Omegas>,
 ) -> Result<(Array2<T>, Vec<BlockWeights<T>>), Divergence> {
     struct Grads<T> {
         x0: Option<Array2<T>>,
@@ -478,12 +588,13 @@ pub fn gradients<T: Real>(
         x0: None,
         blocks: vec![None; weights.len()],
     };
-    run(
+    run_with_omegas(
         cfg,
         |l| weights[l - 1].clone(),
         inputs.clone(),
         &mut obs,
         Memory::Keep,
+        omegas,
     )?;
     let blocks = obs
         .blocks

@@ -11,6 +11,9 @@ fn spannorm(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Configurations `--placement all` names: every built-in placement.
+const ALL_PLACEMENTS: usize = 20;
+
 const SMALL: [&str; 10] = [
     "--depth", "3", "--width", "16", "--tokens", "6", "--heads", "2", "--seeds", "2",
 ];
@@ -303,7 +306,7 @@ fn simulate_writes_json_csv_and_a_table() {
     let v = read_json(&out);
     assert_eq!(v["schema"], 1);
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 11);
+    assert_eq!(results.len(), ALL_PLACEMENTS);
     let span = results
         .iter()
         .find(|r| r["config"]["placement"] == "span")
@@ -813,7 +816,7 @@ fn a_closed_stdout_still_writes_the_results() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(doc(&out).results.len(), 11);
+    assert_eq!(doc(&out).results.len(), ALL_PLACEMENTS);
 }
 
 /// Defect 7: sweep directories: an unwritable output is one line and exit 2; a broken file

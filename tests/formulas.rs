@@ -282,6 +282,16 @@ fn the_placements_table_is_generated_from_the_files() {
         "analysis/placements/README.md is stale: cargo run --example placement_table > \
          analysis/placements/README.md"
     );
+    // analysis/model.md holds the same table between its markers.
+    let model = include_str!("../analysis/model.md");
+    let want = format!(
+        "<!-- placements table: generated -->\n{}<!-- end of the generated table -->",
+        spannorm::placement::table()
+    );
+    assert!(
+        model.contains(&want),
+        "analysis/model.md's placements table is stale"
+    );
     // Every file is a built-in placement, and every built-in placement has a file.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/placements");
     let mut files: Vec<String> = std::fs::read_dir(dir)

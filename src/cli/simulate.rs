@@ -44,8 +44,12 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     };
     let results = pool.install(|| simulate::simulate(&cfgs, &opts))?;
     bar.finish_and_clear();
-    for r in &results {
-        out(&format!("{}\n", report::table(r)));
+    for (c, r) in cfgs.iter().zip(&results) {
+        match c.model().identity_at_init() {
+            // A flat curve says nothing: say why it is flat instead.
+            Some(why) => out(&format!("{}: {why}\n", c.model().placement_name())),
+            None => out(&format!("{}\n", report::table(r))),
+        }
         for d in &r.diverged {
             let p = r.config.text(Field::Placement).unwrap_or_default();
             err(&format!("warning: {p} {d}"));

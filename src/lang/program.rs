@@ -799,6 +799,57 @@ impl Program {
         vals[self.stmts.len() - 1]
     }
 
+    /// Whether the formula, evaluated at `env`, is exactly its input: every other term is
+    /// scaled by 0 (sublayers and norms map 0 to 0: no biases). ReZero with `α = 0`.
+    pub fn is_identity_at(&self, env: &Env) -> bool {
+        #[derive(Clone, Copy, PartialEq)]
+        enum V {
+            Input,
+            Zero,
+            Other,
+        }
+        let mut nums = vec![f64::NAN; self.stmts.len()];
+        let mut vals = vec![V::Other; self.stmts.len()];
+        fn node(n: &Node, env: &Env, nums: &[f64], vals: &[V]) -> V {
+            match n {
+                Node::Input => V::Input,
+                Node::Ref(i) => vals[*i],
+                Node::Norm { arg, .. } | Node::Sub(_, arg) => match node(arg, env, nums, vals) {
+                    V::Zero => V::Zero,
+                    _ => V::Other,
+                },
+                Node::Scale(c, arg) => {
+                    let c = env.eval(c, nums);
+                    let v = node(arg, env, nums, vals);
+                    if c == 0.0 || v == V::Zero {
+                        V::Zero
+                    } else if c == 1.0 {
+                        v
+                    } else {
+                        V::Other
+                    }
+                }
+                Node::Sum(ts) => {
+                    let vs: Vec<V> = ts.iter().map(|t| node(t, env, nums, vals)).collect();
+                    let inputs = vs.iter().filter(|&&v| v == V::Input).count();
+                    let zeros = vs.iter().filter(|&&v| v == V::Zero).count();
+                    match (inputs, zeros) {
+                        (0, z) if z == vs.len() => V::Zero,
+                        (1, z) if z + 1 == vs.len() => V::Input,
+                        _ => V::Other,
+                    }
+                }
+            }
+        }
+        for (i, (_, v)) in self.stmts.iter().enumerate() {
+            match v {
+                Value::Scalar(s) => nums[i] = env.eval(s, &nums),
+                Value::Node(n) => vals[i] = node(n, env, &nums, &vals),
+            }
+        }
+        vals[self.stmts.len() - 1] == V::Input
+    }
+
     /// Whether any number of the formula reads variable `v`.
     pub fn reads(&self, v: Var) -> bool {
         fn scalar(s: &Scalar, v: Var) -> bool {

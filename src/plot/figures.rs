@@ -886,6 +886,6 @@ mod tests {
             assert!(!cfgs.is_empty(), "{}", f.slug);
         }
         assert!(Figure::get(9).is_err());
-        assert!(Placement::ALL.len() <= 11);
+        assert!(Placement::ALL.len() <= 20);
     }
 }

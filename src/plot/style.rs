@@ -1,7 +1,8 @@
 //! Colours, markers, the embedded font and number formats shared by every figure.
 //!
 //! Colours are Paul Tol's colour-blind-safe "muted" scheme (nine colours) for the
-//! placements, with black and grey for the two attention-only controls; the heatmap uses
+//! placements of the spec, his "vibrant" and "light" schemes for the later ones, with black
+//! and grey for the two attention-only controls and dark grey for a user's formula; the heatmap uses
 //! Tol's diverging blue–red scheme. One `match` assigns each placement its colour, so a new
 //! placement gets one (the compiler asks for it).
 
@@ -44,6 +45,15 @@ pub fn colour(p: Placement) -> RGBColor {
         Placement::Lns => RGBColor(0xAA, 0x44, 0x99),  // purple
         Placement::AttnOnly => RGBColor(0x00, 0x00, 0x00), // black
         Placement::AttnSkip => RGBColor(0x88, 0x88, 0x88), // grey
+        Placement::Olmo2 => RGBColor(0xEE, 0x77, 0x33), // orange (Tol vibrant)
+        Placement::Hybrid => RGBColor(0x00, 0x77, 0xBB), // blue
+        Placement::Dyt => RGBColor(0xEE, 0x33, 0x77),  // magenta
+        Placement::Ngpt => RGBColor(0xCC, 0x33, 0x11), // red
+        Placement::Rezero => RGBColor(0x00, 0x99, 0x88), // vibrant teal
+        Placement::Admin => RGBColor(0xBB, 0xCC, 0x33), // pear (Tol light)
+        Placement::SubLn => RGBColor(0x77, 0xAA, 0xDD), // light blue
+        Placement::Normformer => RGBColor(0xFF, 0xAA, 0xBB), // pink
+        Placement::Tfixup => RGBColor(0xAA, 0xAA, 0x00), // light olive
         Placement::Custom => RGBColor(0x55, 0x55, 0x55), // dark grey: a user's formula
     }
 }

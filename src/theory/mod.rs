@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod dual;
+pub mod inner;
 pub mod logits;
 pub mod moe;
 pub mod quadrature;
@@ -124,6 +125,10 @@ pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
         zero_query: m.init == Init::ZeroQuery,
         exchangeable: m.mask == Mask::Bidirectional,
         moe,
+        dyt_alpha: m.dyt_alpha(),
+        heads: m.heads,
+        attn_opts: m.definition().attention(),
+        ffn_opts: m.definition().ffn(),
     })
 }
 
@@ -223,10 +228,41 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     let mut adj = Vec::with_capacity(depth);
     let (mut qpre, mut aq, mut fq) = (Vec::new(), Vec::new(), Vec::new());
     let mut vanished = None;
+    // Whether each boundary is Gaussian (a DyT residual added to the stream is not).
+    let mut gaussian = vec![true; depth + 1];
+    // Admin's ω from the recursion, as the simulation profiles them (stack.rs): block l's
+    // ω_attn² = 1 + S, ω_ffn² = 1 + S + q_A, S the predicted branch second moments below.
+    let uses_omega = m.def.uses_omega();
+    let mut omegas: Vec<[f64; 2]> = Vec::new();
+    let mut omega_sum = 0.0f64;
+    let block_ctx = |l: usize, omegas: &[[f64; 2]]| {
+        let mut c = m.block_ctx(l);
+        if let Some(w) = omegas.get(l - 1) {
+            c.omega = *w;
+        }
+        c
+    };
     for l in 1..=depth {
+        if uses_omega {
+            let wa = (1.0 + omega_sum).sqrt();
+            let mut c = m.block_ctx(l);
+            c.omega = [wa, wa];
+            let (mut t, x) =
+                TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
+            t.set_input_gaussian(gaussian[l - 1]);
+            m.def.block(&mut t, x, &c);
+            let qa = t.probe().attn_q.unwrap_or(0.0);
+            omegas.push([wa, (1.0 + omega_sum + qa).sqrt()]);
+        }
         let (mut t, x) =
             TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-        let out = m.def.block(&mut t, x, &m.block_ctx(l));
+        t.set_input_gaussian(gaussian[l - 1]);
+        let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
+        gaussian[l] = t.is_gaussian(out);
+        if uses_omega {
+            let p = t.probe();
+            omega_sum += p.attn_q.unwrap_or(0.0) + p.ffn_q.unwrap_or(0.0);
+        }
         if let Some(e) = t.error() {
             return Err(unsupported(m, format!("block {l}: {e}")));
         }
@@ -307,7 +343,8 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         for l in (1..=depth).rev() {
             let (mut t, x) =
                 TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
-            let out = m.def.block(&mut t, x, &m.block_ctx(l));
+            t.set_input_gaussian(gaussian[l - 1]);
+            let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
             let (gin, params) = t.backward(out, gamma);
             for (name, v) in params {
                 if let (Some(j), Some(v)) = (names.iter().position(|&w| w == name), v) {

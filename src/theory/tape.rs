@@ -25,6 +25,7 @@ use crate::choice::Choice;
 use crate::ffn::Activation;
 use crate::norm::{Norm, EPS};
 use crate::normop::{NormKind, L2_EPS};
+use crate::sublayer::{AttnOptions, FfnOptions};
 use crate::weight::WeightName;
 use ndarray::{Array1, Array2};
 
@@ -63,6 +64,14 @@ pub struct Ctx {
     pub exchangeable: bool,
     /// Mixture of experts: the router's gain `g_r` and its gate statistics.
     pub moe: Option<(f64, Routing)>,
+    /// DyT's `α₀`.
+    pub dyt_alpha: f64,
+    /// Attention heads.
+    pub heads: usize,
+    /// Norms inside attention.
+    pub attn_opts: AttnOptions,
+    /// Norms inside the feed-forward network.
+    pub ffn_opts: FfnOptions,
 }
 
 /// A value: `(source, per-token coefficient)` pairs, sources in increasing order.
@@ -133,6 +142,13 @@ enum TOp {
     Add {
         xs: Vec<usize>,
     },
+    /// `γ tanh(α₀ x)`: the linear part `c_i x_i` (`c_i = γ α₀ E sech²(α₀ u_i)`) and
+    /// `E[φ'(u_i) φ'(u_j)]` for the backward pass.
+    Dyt {
+        x: usize,
+        c: Array1<f64>,
+        slopes: Array2<f64>,
+    },
 }
 
 /// `K` with its diagonal and off-diagonal replaced by their means (exact by symmetry for the
@@ -150,7 +166,7 @@ pub fn exchangeable(k: &Array2<f64>) -> Array2<f64> {
 
 /// `(q, ρ)` of an exchangeable kernel (`ρ = 0` for the zero kernel: a branch switched off by
 /// `α = 0` has no gradient, and no correlation to carry).
-fn q_rho(k: &Array2<f64>) -> (f64, f64) {
+pub(super) fn q_rho(k: &Array2<f64>) -> (f64, f64) {
     let n = k.nrows();
     let q = k.diag().sum() / n as f64;
     let off = (k.sum() - k.diag().sum()) / (n * (n - 1)) as f64;
@@ -161,7 +177,11 @@ fn q_rho(k: &Array2<f64>) -> (f64, f64) {
 }
 
 /// Applies `f(K_ii, K_jj, K_ij)` entrywise (twice only, for an exchangeable kernel).
-fn entrywise(k: &Array2<f64>, exch: bool, f: impl Fn(f64, f64, f64) -> f64) -> Array2<f64> {
+pub(super) fn entrywise(
+    k: &Array2<f64>,
+    exch: bool,
+    f: impl Fn(f64, f64, f64) -> f64,
+) -> Array2<f64> {
     let n = k.nrows();
     if exch {
         let (q, rho) = q_rho(k);
@@ -180,7 +200,7 @@ fn entrywise(k: &Array2<f64>, exch: bool, f: impl Fn(f64, f64, f64) -> f64) -> A
 }
 
 /// The activation of a plain (ungated) feed-forward network, `None` for swiglu.
-fn plain_phi(act: Activation) -> Option<Phi> {
+pub(super) fn plain_phi(act: Activation) -> Option<Phi> {
     match act {
         Activation::Relu => Some(Phi::Relu),
         Activation::Gelu => Some(Phi::Gelu),
@@ -206,8 +226,11 @@ pub type ParamGrads = Vec<(WeightName, Option<f64>)>;
 
 /// One block's mean-field forward pass, recorded for its backward pass.
 pub struct TheoryTape<'c> {
-    ctx: &'c Ctx,
+    pub(super) ctx: &'c Ctx,
     sources: Vec<Array2<f64>>,
+    /// Whether each source is Gaussian (every source but a DyT residual and what contains
+    /// one).
+    gaussian: Vec<bool>,
     nodes: Vec<Sig>,
     ops: Vec<(TOp, usize)>,
     probe: Probe,
@@ -230,6 +253,7 @@ impl<'c> TheoryTape<'c> {
         let tape = TheoryTape {
             ctx,
             sources: vec![k_in],
+            gaussian: vec![true],
             nodes: vec![Sig::unit(0, n)],
             ops: Vec::new(),
             probe: Probe::default(),
@@ -254,7 +278,22 @@ impl<'c> TheoryTape<'c> {
             k
         };
         self.sources.push(k);
+        self.gaussian.push(true);
         Sig::unit(self.sources.len() - 1, self.ctx.n)
+    }
+
+    /// Marks the block input as not Gaussian (it contains a DyT residual from below).
+    pub fn set_input_gaussian(&mut self, gaussian: bool) {
+        self.gaussian[0] = gaussian;
+    }
+
+    /// Whether a node's value is Gaussian (no non-Gaussian source with a nonzero
+    /// coefficient).
+    pub fn is_gaussian(&self, node: usize) -> bool {
+        self.nodes[node]
+            .0
+            .iter()
+            .all(|(src, d)| self.gaussian[*src] || d.iter().all(|&v| v == 0.0))
     }
 
     /// The token kernel of a node.
@@ -284,7 +323,7 @@ impl<'c> TheoryTape<'c> {
         self.error.as_ref()
     }
 
-    fn fail(&mut self, reason: String) {
+    pub(super) fn fail(&mut self, reason: String) {
         if self.error.is_none() {
             self.error = Some(TheoryError::Unsupported {
                 what: "this configuration".into(),
@@ -312,7 +351,7 @@ impl<'c> TheoryTape<'c> {
     }
 
     /// `g_X`-side kernel of the forward `P K Pᵀ` for softmax (4 classes of `E[P_ij P_i'j']`).
-    fn softmax_pkp(&self, q: f64, rho: f64, p2v: f64, cs: f64) -> Array2<f64> {
+    pub(super) fn softmax_pkp(&self, q: f64, rho: f64, p2v: f64, cs: f64) -> Array2<f64> {
         let n = self.ctx.n;
         let diag = q * (rho + (1.0 - rho) * p2v);
         let off = q * (rho + (1.0 - rho) * cs.exp() / n as f64);
@@ -327,6 +366,7 @@ impl<'c> TheoryTape<'c> {
                 TOp::Norm { x, .. }
                 | TOp::Attn { x, .. }
                 | TOp::Ffn { x, .. }
+                | TOp::Dyt { x, .. }
                 | TOp::Scale { x, .. } => c[*x].push(k),
                 TOp::Add { xs } => xs.iter().for_each(|x| c[*x].push(k)),
             }
@@ -371,6 +411,21 @@ impl<'c> TheoryTape<'c> {
                 TOp::Scale { x, c: s } => {
                     add_grad(&mut grads, *x, g.scaled(&Array1::from_elem(n, *s)));
                 }
+                TOp::Dyt { x, c: lin, slopes } => {
+                    // ∂ℓ/∂x = φ'(x) ⊙ g with g independent of x: the mean slope c_i times g,
+                    // plus an uncorrelated part of kernel Γ ⊙ (E[φ'φ'] − c cᵀ).
+                    let gy = g.kernel(&gsrc);
+                    let resid = Array2::from_shape_fn((n, n), |(i, j)| {
+                        gy[[i, j]] * (slopes[[i, j]] - lin[i] * lin[j])
+                    });
+                    add_grad(&mut grads, *x, g.scaled(lin));
+                    gsrc.push(if c.exchangeable {
+                        exchangeable(&resid)
+                    } else {
+                        resid
+                    });
+                    add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
+                }
                 TOp::Add { xs } => {
                     for &x in xs {
                         add_grad(&mut grads, x, g.clone());
@@ -384,7 +439,11 @@ impl<'c> TheoryTape<'c> {
                         TOp::Ffn {
                             gates: Some(gates), ..
                         } => self.moe_backward(k_in, &gy, gates),
+                        TOp::Attn { .. } if !c.attn_opts.is_plain() => {
+                            self.attn_inner_backward(k_in, &gy)
+                        }
                         TOp::Attn { .. } => self.attn_backward(k_in, &gy),
+                        _ if !c.ffn_opts.is_plain() => self.ffn_inner(k_in, Some(&gy)).1,
                         _ => self.ffn_backward(k_in, &gy),
                     };
                     params.extend(p);
@@ -594,10 +653,37 @@ impl TheoryTape<'_> {
         self.push(TOp::Norm { x, coef }, sig)
     }
 
-    /// `gain · dyt(x)` (to come).
-    fn dyt(&mut self, x: usize, _gain: f64) -> usize {
-        self.fail("dyt(…) has no mean-field map yet".into());
-        x
+    /// `γ · tanh(α₀ x)` (theory.md §2.7): by Stein's lemma the output is `c ⊙ x`,
+    /// `c_i = γ α₀ E sech²(α₀ u_i)`, plus a residual uncorrelated with every source, of
+    /// kernel `γ² E[tanh(α₀ u_i) tanh(α₀ u_j)] − c_i c_j K_ij` (2-D Gauss–Hermite), which
+    /// becomes a new (non-Gaussian) source. Exact for a Gaussian input; refused otherwise.
+    fn dyt(&mut self, x: usize, gain: f64) -> usize {
+        if !self.is_gaussian(x) {
+            self.fail(
+                "dyt(…) of a value that contains an earlier dyt(…) output, which is not \
+                 Gaussian: the 2-D Gauss–Hermite map needs a Gaussian input (theory.md §2.7)"
+                    .into(),
+            );
+        }
+        let c = self.ctx;
+        let k = self.kernel(x);
+        let a2 = c.dyt_alpha * c.dyt_alpha;
+        let k2 = &k * a2;
+        let ex = c.exchangeable;
+        let lin = Array1::from_shape_fn(c.n, |i| {
+            gain * c.dyt_alpha * dual::mean_slope(Phi::Tanh, k2[[i, i]])
+        });
+        let out = entrywise(&k2, ex, |a, b, v| dual::forward(Phi::Tanh, a, b, v)) * (gain * gain);
+        let resid = Array2::from_shape_fn((c.n, c.n), |(i, j)| {
+            out[[i, j]] - lin[i] * lin[j] * k[[i, j]]
+        });
+        let slopes =
+            entrywise(&k2, ex, |a, b, v| dual::backward(Phi::Tanh, a, b, v)) * (gain * gain * a2);
+        let mut sig = self.nodes[x].scaled(&lin);
+        let r = self.source(resid);
+        *self.gaussian.last_mut().expect("a source was pushed") = false;
+        sig.plus(&r);
+        self.push(TOp::Dyt { x, c: lin, slopes }, sig)
     }
 }
 
@@ -638,6 +724,12 @@ impl BlockOps for TheoryTape<'_> {
     fn attn(&mut self, x: usize) -> usize {
         let c = self.ctx;
         let k = self.kernel(x);
+        if !c.attn_opts.is_plain() {
+            let ka = self.attn_inner_forward(&k);
+            self.probe.attn_q = Some(ka.diag().sum() / c.n as f64);
+            let sig = self.source(ka);
+            return self.push(TOp::Attn { x, k_in: k }, sig);
+        }
         let ka = if c.zero_query {
             let p = uniform(c.n, c.mask);
             p.dot(&k).dot(&p.t()) * (c.g_v * c.g_o)
@@ -662,7 +754,11 @@ impl BlockOps for TheoryTape<'_> {
     fn ffn(&mut self, x: usize) -> usize {
         let c = self.ctx;
         let k = self.kernel(x);
-        let k_f = self.dense_ffn(&k);
+        let k_f = if c.ffn_opts.is_plain() {
+            self.dense_ffn(&k)
+        } else {
+            self.ffn_inner(&k, None).0
+        };
         let (kf, gates) = match &c.moe {
             None => (k_f, None),
             Some((g_r, routing)) => {
