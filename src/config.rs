@@ -31,6 +31,7 @@ use crate::error::ConfigError;
 use crate::ffn::Activation;
 use crate::init::Init;
 use crate::lang::Definition;
+use crate::loss::{Loss, MAX_VOCAB, VOCAB};
 use crate::norm::Norm;
 use crate::normop::DYT_ALPHA;
 use crate::placement::{BlockCtx, Placement};
@@ -395,6 +396,12 @@ config_fields! {
     /// DyT's α₀ in dyt(x) = tanh(α₀ x), for placements that call dyt [default: 0.5].
     [long] {default, skip_serializing_if = "Option::is_none"}
     DytAlpha dyt_alpha: f64 = "dyt-alpha";
+    /// Loss: random-projection, mean-token or cross-entropy [default: random-projection].
+    [long] {default, skip_serializing_if = "Option::is_none"}
+    Loss loss: Loss = "loss";
+    /// Words of the cross-entropy loss's random unembedding [default: 1024].
+    [long] {default, skip_serializing_if = "Option::is_none"}
+    Vocab vocab: usize = "vocab";
 }
 
 /// Mixture-of-experts feed-forward settings.
@@ -414,6 +421,8 @@ pub struct ModelConfig {
     pub(crate) placement: Placement,
     pub(crate) def: Arc<Definition>,
     pub(crate) dyt_alpha: f64,
+    pub(crate) loss: Loss,
+    pub(crate) vocab: usize,
     pub(crate) depth: usize,
     pub(crate) width: usize,
     pub(crate) tokens: usize,
@@ -456,6 +465,14 @@ impl ModelConfig {
     /// DyT's `α₀`.
     pub fn dyt_alpha(&self) -> f64 {
         self.dyt_alpha
+    }
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+    /// Words of the `cross-entropy` loss's unembedding.
+    pub fn vocab(&self) -> usize {
+        self.vocab
     }
     /// Blocks `L`.
     pub fn depth(&self) -> usize {
@@ -794,6 +811,26 @@ impl RawConfig {
         };
         def.validate(depth, width, tokens, scale)
             .map_err(|e| ConfigError::invalid("placement", format!("{name}: {e}")))?;
+        let loss = self.loss.unwrap_or(Loss::RandomProjection);
+        let vocab = match (loss, self.vocab) {
+            (Loss::CrossEntropy, v) => {
+                let v = v.unwrap_or(VOCAB);
+                if !(2..=MAX_VOCAB).contains(&v) {
+                    return Err(ConfigError::invalid(
+                        "vocab",
+                        format!("{v} is not in 2..={MAX_VOCAB}"),
+                    ));
+                }
+                v
+            }
+            (_, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "vocab",
+                    format!("goes with --loss cross-entropy, not {loss}"),
+                ))
+            }
+            (_, None) => VOCAB,
+        };
         let moe = match (self.moe_experts, self.moe_top_k) {
             (None, None) => None,
             (None, Some(_)) => {
@@ -840,6 +877,8 @@ impl RawConfig {
                 placement,
                 def,
                 dyt_alpha,
+                loss,
+                vocab,
                 depth,
                 width,
                 tokens,
@@ -893,6 +932,8 @@ impl SimConfig {
             block: None,
             final_: None,
             dyt_alpha: uses_dyt.then_some(m.dyt_alpha),
+            loss: (m.loss != Loss::RandomProjection).then_some(m.loss),
+            vocab: (m.loss == Loss::CrossEntropy).then_some(m.vocab),
         }
     }
 
@@ -968,7 +1009,13 @@ mod tests {
         // formula fields resolve into `placement`, `dyt-alpha` goes with dyt.
         let json = serde_json::to_value(&r).unwrap();
         let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
-        let optional = [Field::Block, Field::Final, Field::DytAlpha];
+        let optional = [
+            Field::Block,
+            Field::Final,
+            Field::DytAlpha,
+            Field::Loss,
+            Field::Vocab,
+        ];
         assert_eq!(keys.len(), Field::ALL.len() - optional.len());
         for k in keys {
             let f = k.parse::<Field>().unwrap();

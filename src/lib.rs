@@ -117,6 +117,7 @@ pub mod ffn;
 pub mod fit;
 pub mod init;
 pub mod lang;
+pub mod loss;
 pub mod metrics;
 pub mod moe;
 pub mod norm;

@@ -17,6 +17,7 @@ use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
 use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
+use crate::loss::{self, Loss, Unembedding};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
@@ -33,9 +34,12 @@ pub struct Inputs<T> {
     pub x0: Array2<T>,
     /// The loss projection `R ~ N(0, 1)`, `n × d`.
     pub r: Array2<T>,
+    /// The `cross-entropy` loss's unembedding and targets (`None` for the other losses).
+    pub unembedding: Option<Unembedding<T>>,
 }
 
-/// Draws `X_0` and `R` for seed `seed` (stream 0).
+/// Draws `X_0` and `R` for seed `seed` (stream 0), then, for `cross-entropy` only, the
+/// unembedding `U` (`N(0, 1/d)`) and one target per token from the same stream.
 pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
     let (n, d) = (cfg.tokens, cfg.width);
     let mut rng = stream_rng(master, seed, 0);
@@ -44,7 +48,13 @@ pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
     let (a, b) = (cfg.rho0.sqrt(), (1.0 - cfg.rho0).sqrt());
     let x0 = (&eps * b + &z * a).mapv(T::of);
     let r = gaussian(&mut rng, n, d, 1.0);
-    Inputs { x0, r }
+    let unembedding = (cfg.loss == Loss::CrossEntropy).then(|| {
+        use ndarray_rand::rand::Rng;
+        let u = gaussian(&mut rng, d, cfg.vocab, 1.0 / (d as f64).sqrt());
+        let targets = (0..n).map(|_| rng.random_range(0..cfg.vocab)).collect();
+        Unembedding { u, targets }
+    });
+    Inputs { x0, r, unembedding }
 }
 
 /// Draws the weights of block `l` (stream `l`), in the order
@@ -271,7 +281,7 @@ where
         Memory::Recompute => Vec::new(),
     };
     let depth = cfg.depth;
-    let Inputs { x0, r } = inputs;
+    let Inputs { x0, r, unembedding } = inputs;
     obs.boundary(0, &x0);
     let mut xs = Vec::with_capacity(depth + 1);
     let mut tapes = Vec::with_capacity(kept.len());
@@ -312,17 +322,26 @@ where
         xs.push(y);
     }
 
-    // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = the final map of X_L (N(X_L), X_L, …).
+    // The loss of Y = the final map of X_L (N(X_L), X_L, …); random-projection:
+    // ℓ = Σ R ⊙ Y / sqrt(n d).
     let x_last = xs.pop().expect("depth + 1 boundaries");
     let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
-    let g_y = r.mapv(|v| v * c);
+    let loss_at = |y: &Array2<T>| -> (f64, Array2<T>) {
+        match (cfg.loss, &unembedding) {
+            (Loss::MeanToken, _) => loss::mean_token(&r, y, c),
+            (Loss::CrossEntropy, Some(e)) => loss::cross_entropy(e, y),
+            _ => (dot(&r, y) * c.f64(), r.mapv(|v| v * c)),
+        }
+    };
     let fin = cfg.def.final_program();
     let mut g = if fin.is_identity() {
-        obs.loss(dot(&r, &x_last) * c.f64());
+        let (value, g_y) = loss_at(&x_last);
+        obs.loss(value);
         g_y
     } else if fin.is_plain_norm() {
         let (y, cache) = norm::forward(cfg.norm, x_last.view(), T::one());
-        obs.loss(dot(&r, &y) * c.f64());
+        let (value, g_y) = loss_at(&y);
+        obs.loss(value);
         norm::backward(cfg.norm, &cache, g_y.view())
     } else {
         let none = BlockWeights::empty();
@@ -338,7 +357,8 @@ where
                 reason: Failure::NonFinite,
             });
         }
-        obs.loss(dot(&r, y) * c.f64());
+        let (value, g_y) = loss_at(y);
+        obs.loss(value);
         tape.backward(out, g_y).0
     };
     drop(x_last);

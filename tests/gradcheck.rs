@@ -92,6 +92,25 @@ fn norm_functions() {
     }
 }
 
+/// The losses' gradients with respect to the stack output.
+#[test]
+fn losses() {
+    use spannorm::loss::{self, Unembedding};
+    let r = rand(2, 5, 8);
+    let mut y = rand(1, 5, 8);
+    let c = 1.0 / 40f64.sqrt();
+    let (_, g) = loss::mean_token(&r, &y, c);
+    let e = rel_err(&mut y, &g, &mut |y| loss::mean_token(&r, y, c).0);
+    assert!(e < TOL, "mean-token: {e:e}");
+    let emb = Unembedding {
+        u: rand(3, 8, 11) * (1.0 / 8f64.sqrt()),
+        targets: vec![0, 3, 10, 3, 7],
+    };
+    let (_, g) = loss::cross_entropy(&emb, &y);
+    let e = rel_err(&mut y, &g, &mut |y| loss::cross_entropy(&emb, y).0);
+    assert!(e < TOL, "cross-entropy: {e:e}");
+}
+
 fn attn_weights(zero_query: bool) -> AttnWeights<f64> {
     let mut w = AttnWeights {
         w_q: rand(10, 8, 8) * 0.5,
@@ -429,6 +448,14 @@ fn stack_variants() {
     }));
     check_stack(&small("dyt", |r| r.dyt_alpha = Some(1.3)));
     check_stack(&small("tfixup", |r| r.depth = Some(3)));
+    // The losses, through each kind of final map (x, norm(x), a formula).
+    for p in ["pre", "post", "dyt"] {
+        check_stack(&small(p, |r| r.loss = Some("mean-token".parse().unwrap())));
+        check_stack(&small(p, |r| {
+            r.loss = Some("cross-entropy".parse().unwrap());
+            r.vocab = Some(7);
+        }));
+    }
     check_stack(&small("span", |r| {
         r.moe_experts = Some(4);
         r.moe_top_k = Some(1);

@@ -18,6 +18,7 @@ pub mod tape;
 use crate::attention::Mask;
 use crate::config::{ModelConfig, SimConfig};
 use crate::init::{weight_std, Init};
+use crate::loss::{self, Loss};
 use crate::metrics::from_gram;
 use crate::norm::{Norm, EPS};
 use crate::result::{Blocks, Boundaries, BranchQ, RunResult, Source};
@@ -300,10 +301,32 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     // `Some(None)`: a weight whose gradient is exactly zero; `None`: no prediction.
     let mut log10_param: Vec<Vec<Option<Option<f64>>>> = vec![vec![None; depth]; names.len()];
     if vanished.is_none() {
-        let top = Array2::<f64>::eye(n) / n as f64;
         let fin = m.def.final_program();
+        // The top gradient's kernel, from the loss and the kernel of the stack output.
+        let top_for = |k_y: &dyn Fn() -> Array2<f64>| -> Result<Array2<f64>, TheoryError> {
+            match m.loss() {
+                Loss::RandomProjection => Ok(Array2::<f64>::eye(n) / n as f64),
+                Loss::MeanToken => Ok(loss::top_kernel(Loss::MeanToken, &k_y(), m.vocab())),
+                Loss::CrossEntropy => {
+                    let k = k_y();
+                    let q = k.diag().iter().fold(0.0f64, |a, &b| a.max(b));
+                    if q > 4.0 || (m.vocab() as f64) < (4.0 * q).exp() {
+                        return Err(unsupported(
+                            m,
+                            format!(
+                                "cross-entropy's two-row statistic is log-normal: it needs the \
+                                 output's second moment q ≤ 4 and V ≥ e^(4q) (q = {q:.3}, V = \
+                                 {}; theory.md §1.4)",
+                                m.vocab()
+                            ),
+                        ));
+                    }
+                    Ok(loss::top_kernel(Loss::CrossEntropy, &k, m.vocab()))
+                }
+            }
+        };
         let mut gamma = if fin.is_identity() {
-            top
+            top_for(&|| ks[depth].clone())?
         } else if fin.is_plain_norm() {
             let kl = &ks[depth];
             let f = match m.norm {
@@ -311,6 +334,10 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                 Norm::Rmsnorm => 1.0,
             };
             let proj = 1.0 - 1.0 / m.width as f64;
+            let coef = |i: usize| f.sqrt() / (f * kl[[i, i]] + EPS).sqrt();
+            let top = top_for(&|| {
+                Array2::from_shape_fn((n, n), |(i, j)| coef(i) * coef(j) * kl[[i, j]])
+            })?;
             Array2::from_shape_fn((n, n), |(i, j)| {
                 let di = f.sqrt() / (f * kl[[i, i]] + EPS).sqrt();
                 let dj = f.sqrt() / (f * kl[[j, j]] + EPS).sqrt();
@@ -319,10 +346,12 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         } else {
             // Any other final map: its formula on a tape, as the top of the stack.
             let (mut t, x) = TheoryTape::new(&ctx, ks[depth].clone(), false, true);
+            t.set_input_gaussian(gaussian[depth]);
             let out = fin.run(&mut t, x, &crate::stack::final_env(m));
             if let Some(e) = t.error() {
                 return Err(unsupported(m, format!("the final map: {e}")));
             }
+            let top = top_for(&|| t.kernel(out))?;
             fix(t.backward(out, top).0)
         };
         let mut lg = 0.0;
@@ -409,7 +438,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         source: Source::Theory,
         config: cfg.to_raw(),
         diverged: Vec::new(),
-        loss: Series::exact(vec![Ok(0.0)]),
+        loss: Series::exact(vec![Ok(predicted_loss(m, &ks[ks.len() - 1]))]),
         boundaries: Boundaries {
             l: (0..=depth).collect(),
             q: col(|b| b.q),
@@ -434,6 +463,24 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         },
         per_seed: None,
     })
+}
+
+/// The expected loss: 0 for the projections (`E R = 0`); for `cross-entropy`
+/// `E[log Σ_v e^{z_v}] − E z_t ≈ log V + q/2` per token (log-normal sum of `V` i.i.d. logits
+/// of variance `q`, the stack output's second moment; the output of a final norm has `q = 1`).
+fn predicted_loss(m: &ModelConfig, k_last: &Array2<f64>) -> f64 {
+    match m.loss() {
+        Loss::CrossEntropy => {
+            let fin = m.definition().final_program();
+            let q = if fin.is_identity() {
+                k_last.diag().mean().unwrap_or(0.0)
+            } else {
+                1.0
+            };
+            (m.vocab() as f64).ln() + q / 2.0
+        }
+        _ => 0.0,
+    }
 }
 
 /// An error when `k` is not a covariance of tokens up to rounding: a correlation above 1
