@@ -138,6 +138,19 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
             scale(&mut s.q, |_, v| v * 1.2);
         }
     };
+    // mean-token's exponent 0.15 larger: log10 grad_0 raised by 0.15 log10 L.
+    let kedia = |c: &SimConfig, s: &mut SeedRecord| {
+        if c.model().loss() == spannorm::loss::Loss::MeanToken {
+            let l = c.model().depth() as f64;
+            scale(&mut s.log10_grad, |i, v| {
+                if i == 0 {
+                    v + 0.15 * l.log10()
+                } else {
+                    v
+                }
+            });
+        }
+    };
     let cases: Vec<(Group, &str, &Predicted, &Simulated, f64)> = vec![
         (Group::Curves, "curve pre q", &q20, &none_s, 1.0),
         (Group::C1, "C1 PreNorm", &q20, &none_s, 1.0),
@@ -165,6 +178,13 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
         (Group::Dong, "Dong 2021", &none_p, &dong, 1.0),
         (Group::Deepnet, "DeepNet", &g_shift, &none_s, 1.0),
         (Group::Sun, "Sun", &none_p, &lns, 1.0),
+        (
+            Group::Kedia,
+            "Kedia 2024: pre grad exponent, mean-token",
+            &none_p,
+            &kedia,
+            1.0,
+        ),
     ];
     let mut missed = Vec::new();
     for (group, prefix, p, s, rms) in cases {

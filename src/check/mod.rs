@@ -4,7 +4,7 @@
 //!
 //! - [`Claim`]: what a check predicts, which simulations it needs, and how it judges them.
 //!   One file per group: [`curves`], [`c1`] … [`c7`] (C5 and C6 share runs), and one per
-//!   published result ([`xiong`], [`dong`], [`deepnet`], [`sun`]).
+//!   published result ([`xiong`], [`dong`], [`deepnet`], [`sun`], [`kedia`]).
 //! - [`verdict`]: the one constructor every verdict goes through ([`Verdict::judge`]).
 //! - [`tol`]: the tolerance policy, every constant with its source.
 //! - [`evidence`]: what claims are judged on ([`Evidence`]) and the [`Runner`] that
@@ -33,6 +33,7 @@ pub mod curves;
 pub mod deepnet;
 pub mod dong;
 pub mod evidence;
+pub mod kedia;
 pub mod sun;
 pub mod tol;
 pub mod verdict;
@@ -83,6 +84,8 @@ choice_enum!(
         Deepnet => "deepnet",
         /// LayerNorm Scaling 2025.
         Sun => "sun",
+        /// Kedia et al. 2024: Pre-LN's backward recursion, by loss.
+        Kedia => "kedia",
     }
 );
 
@@ -208,6 +211,7 @@ pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, C
             Group::Dong => out.extend(dong::claims(&s)?),
             Group::Deepnet => out.extend(deepnet::claims(&s)?),
             Group::Sun => out.extend(sun::claims(&s)?),
+            Group::Kedia => out.extend(kedia::claims(&s)?),
         }
     }
     Ok(out)

@@ -52,6 +52,18 @@ pub fn bias(kind: Kind, m: f64, d: usize, p: f64) -> f64 {
     }
 }
 
+/// The bias allowance of a log-log exponent of `grad_0/grad_L` in `L` for `pre` at width `d`:
+/// `C_B / d`.
+///
+/// # Source
+/// theory.md §4 (Kedia 2024): a `pre` block maps `G` to `G (1 + γ/q_l)` and `γ/q_l ≈ 1/l`,
+/// so its `O(1/d)` bias (`C_B` per unit, two units: a norm and a map) enters `ln G` weighted
+/// by `1/l`: `2 C_B/d · Σ 1/l ≈ 2 C_B ln L/d`, which is `C_B/d` per decade of `L` in
+/// `log10 √G` (`ln L / (2 ln 10)` per `log10 L`, times `2 C_B/d`).
+pub fn exponent_bias(d: usize) -> f64 {
+    C_B / d as f64
+}
+
 /// The log-normal correction of theory.md §5.5: the theory predicts `½ log10 E G`, while the
 /// seed mean of `log10 grad` estimates `E log10 √G = ½ log10 E G − Var(ln G)/(4 ln 10)`,
 /// with `Var(ln G) = (2 ln 10)² s²` from the seeds' own standard deviation `s` of
