@@ -45,7 +45,7 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Combine the results directories of a sharded sweep.
     Merge(merge::MergeArgs),
-    /// Draw one figure (1-8) from results on disk, PNG or SVG.
+    /// Draw one figure (1-9) from results on disk, PNG or SVG.
     Plot(plot::PlotArgs),
     /// Every figure from one command: sweeps (cached), figures, check, figures/README.md.
     Reproduce(reproduce::ReproduceArgs),

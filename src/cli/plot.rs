@@ -12,7 +12,7 @@ pub struct PlotArgs {
     /// Result files (any schema-1 JSON) or directories of them (sweep outputs).
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
-    /// Figure number, 1-8 (see `analysis/figures/README.md`).
+    /// Figure number, 1-9 (see `analysis/figures/README.md`).
     #[arg(long)]
     pub figure: usize,
     /// Output image: .png or .svg.

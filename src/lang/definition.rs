@@ -19,7 +19,8 @@
 //! the sublayers, [`crate::sublayer`]); `init-gain` (a number formula per weight, of `l`,
 //! `L`, `d`, `n`, multiplying its init standard deviation: DeepNet's `β`; a mixture's
 //! experts take the gains of `ffn.w_1`, `ffn.w_2`, `ffn.w_g` unless `moe.*` are given);
-//! `scale` and `init` (defaults when the config does not set them); `citation`, `notes`.
+//! `scale` and `init` (defaults when the config does not set them); `citation`, `notes`;
+//! `orthogonal-trunk-gradients` (for the theory: see [`PlacementFile`]).
 
 use super::program::{Env, Program, Role};
 use crate::block::BlockOps;
@@ -95,6 +96,11 @@ pub struct PlacementFile {
     /// What was chosen where the source is ambiguous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// For the theory: the trunk norms see gradients orthogonal to their outputs (η = 0,
+    /// theory.md §2.10) although the blocks are not exactly scale-invariant; the file's
+    /// `notes` should say why (nGPT: the defect is O(α²)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orthogonal_trunk_gradients: Option<bool>,
 }
 
 /// A checked placement.
@@ -244,6 +250,7 @@ impl Definition {
             init: None,
             citation: None,
             notes: None,
+            orthogonal_trunk_gradients: None,
         })
     }
 
@@ -349,6 +356,12 @@ impl Definition {
         self.gains
             .iter()
             .any(|(g, p)| *g == w && p.reads(super::program::Var::Layer))
+    }
+
+    /// Whether the file declares that the trunk norms see orthogonal gradients (the theory's
+    /// `η = 0`) beyond what exact scale invariance gives.
+    pub fn declares_orthogonal_trunk_gradients(&self) -> bool {
+        self.file.orthogonal_trunk_gradients == Some(true)
     }
 
     /// Whether any weight has a gain formula.

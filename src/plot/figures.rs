@@ -26,7 +26,7 @@ pub const BOUNDED_DECADES: f64 = 1.0;
 /// One figure of the catalogue.
 #[derive(Clone, Copy, Debug)]
 pub struct Figure {
-    /// 1 … 8.
+    /// 1 … 9.
     pub number: usize,
     /// File stem: `analysis/figures/<slug>.json`, `figures/<slug>.png`.
     pub slug: &'static str,
@@ -39,7 +39,7 @@ pub struct Figure {
 }
 
 /// Every figure, in order.
-pub const FIGURES: [Figure; 8] = [
+pub const FIGURES: [Figure; 9] = [
     Figure {
         number: 1,
         slug: "01-forward-q",
@@ -124,6 +124,18 @@ pub const FIGURES: [Figure; 8] = [
                   1 − adj_cos_l (right, log y); L = 64, d = 128, 4 seeds.",
         spec: include_str!("../../analysis/figures/08-span-readings.json"),
     },
+    Figure {
+        number: 9,
+        slug: "09-new-placements",
+        title: "The placements of 2019-2026: q_l, log10 grad_l and token_cos_l",
+        caption: "The placements written in the block language (analysis/placements/): OLMo 2, \
+                  HybridNorm, DyT, nGPT, Admin, Sub-LN, NormFormer, T-Fixup and ReZero, each \
+                  at its default scale (ReZero at α = 0.1: at its initial α = 0 every block is \
+                  the identity), L = 64 and 256 (marker shapes), d = 128, n = 64, H = 4, fan-in \
+                  init, 4 seeds, with the mean-field prediction dashed where theory applies: \
+                  q_l (left, log y), log10 grad_l (middle), token_cos_l (right).",
+        spec: include_str!("../../analysis/figures/09-new-placements.json"),
+    },
 ];
 
 impl Figure {
@@ -155,6 +167,11 @@ impl Figure {
             5 => depth_sweep(title, results),
             6 => phase(title, results),
             7 => width(title, results),
+            9 => per_layer(
+                title,
+                results,
+                Panels::Metrics(&[Metric::Q, Metric::Log10Grad, Metric::TokenCos]),
+            ),
             _ => {
                 let span: Vec<RunResult> = results
                     .iter()
@@ -885,7 +902,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", f.slug));
             assert!(!cfgs.is_empty(), "{}", f.slug);
         }
-        assert!(Figure::get(9).is_err());
+        assert!(Figure::get(10).is_err());
         assert!(Placement::ALL.len() <= 20);
     }
 }

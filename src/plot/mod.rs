@@ -1,7 +1,7 @@
 //! Figures from result files: PNG or SVG, drawn with plotters and an embedded font (no
 //! system font library).
 //!
-//! - [`figures`]: the catalogue (figures 1–8), each with its experiment (a
+//! - [`figures`]: the catalogue (figures 1–9), each with its experiment (a
 //!   sweep file in `analysis/figures/`), its caption, and how it maps results to charts.
 //! - [`canvas`]: what a figure shows (panels of lines or heatmaps, legend, notes) and how
 //!   it is drawn.
@@ -39,7 +39,7 @@ pub const HEIGHT: u32 = 760;
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     /// A figure number that does not exist.
-    #[error("figure: {0} does not exist (allowed: 1-8)")]
+    #[error("figure: {0} does not exist (allowed: 1-9)")]
     UnknownFigure(usize),
     /// An output name with another extension.
     #[error("{0}: the output must end in .png or .svg")]

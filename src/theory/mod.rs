@@ -140,10 +140,13 @@ pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
 /// network as homogeneous. True for `post`, canonical `span` and `deepnorm`
 /// (`N(w x + α A(x))`, `N(x + α A(x) + …)`); not for `b2t` (its skip adds `x` after the first
 /// norm), `span` with `inner-norm` (`A(N(x))` is not homogeneous), or `mix`'s last post
-/// block (pre blocks above it).
+/// block (pre blocks above it). A placement file may declare it where the invariance is
+/// approximate (`ngpt`: the gradient's radial part at a trunk `l2norm` is `O(α)` of an
+/// isotropic one, theory.md §3.13).
 fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
     let above = (l + 1).min(m.depth);
-    m.def.program(&m.block_ctx(above)).scale_invariant()
+    m.def.declares_orthogonal_trunk_gradients()
+        || m.def.program(&m.block_ctx(above)).scale_invariant()
 }
 
 /// `K_0 = ρ0 11ᵀ + (1 − ρ0) I`.
