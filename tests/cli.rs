@@ -204,9 +204,20 @@ fn simulate_writes_json_csv_and_a_table() {
     ]);
     assert!(o.status.success());
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert!(text.starts_with("run,placement,scale,metric,l,mean,lo,hi,n\n"));
-    assert!(text.contains("0,span,sqrt-depth,q,2,"));
-    assert!(!text.contains("0,span,sqrt-depth,q,3,"));
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "placement,depth,width,tokens,heads,d-ff,seeds,seed,scale,norm,act,mask,init,sigma-w,\
+         rho0,moe-experts,moe-top-k,inner-norm,precision,source,metric,l,seed_index,mean,lo,hi,n"
+    );
+    // Every config field in every row: depth 2 here, so q at boundaries 0..=2 only.
+    assert!(text.contains("span,2,16,6,2,64,2,0,sqrt-depth,"));
+    assert!(text.contains(",simulation,q,2,,"));
+    assert!(!text.contains(",simulation,q,3,,"));
+    assert!(
+        text.lines().all(|l| l.split(',').count() == 27),
+        "ragged rows"
+    );
 }
 
 #[test]
@@ -804,4 +815,172 @@ fn sweep_directory_defects() {
         ],
         "the directory missing/dir does not exist",
     );
+}
+
+/// `export` writes any results (files, directories) as one tidy CSV, with per-seed rows
+/// where the results kept their seeds; CSVs of different runs share their columns.
+#[test]
+fn export_writes_tidy_csv_with_every_config_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--seeds",
+            "3",
+            "--per-seed",
+            "--quiet",
+            "--out",
+            "a.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, _) = run_in(
+        d,
+        &[
+            "theory",
+            "--placement",
+            "pre",
+            "--init",
+            "zero-query",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--out",
+            "b.json",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let (code, _, err) = run_in(
+        d,
+        &["export", "a.json", "b.json", "--per-seed", "--out", "t.csv"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(d.join("t.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows.iter().all(|r| r.split(',').count() == 27));
+    // Summary rows of both sources, and three per-seed rows of q at boundary 1.
+    assert!(rows.iter().any(|r| r.contains(",theory,q,3,,")));
+    let seeds = rows
+        .iter()
+        .filter(|r| {
+            r.starts_with("post,") && r.contains(",simulation,q,1,") && !r.contains(",q,1,,")
+        })
+        .count();
+    assert_eq!(seeds, 3, "{text}");
+    refused(
+        d,
+        &["export", "nothing-here.json", "--out", "u.csv"],
+        "nothing-here.json",
+    );
+}
+
+/// `--dry-run` estimates and runs nothing; without a terminal, progress is a line every
+/// few seconds (`SPANNORM_PROGRESS_SECONDS`), counted in block passes.
+#[test]
+fn dry_runs_and_progress_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, out, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "all",
+            "--depth",
+            "8",
+            "--width",
+            "32",
+            "--tokens",
+            "8",
+            "--heads",
+            "2",
+            "--seeds",
+            "2",
+            "--dry-run",
+            "--out",
+            "r.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("dry run: 11 configurations, 22 seeds"),
+        "{out}"
+    );
+    assert!(
+        out.contains("in all: about") && out.contains("GFLOP executed"),
+        "{out}"
+    );
+    assert!(!d.join("r.json").exists(), "a dry run writes nothing");
+    std::fs::write(d.join("s.json"), r#"{"placement": ["pre", "post"], "depth": [2, 4], "width": 8, "tokens": 4, "heads": 2, "seeds": 2}"#).unwrap();
+    let (code, out, _) = run_in(
+        d,
+        &["sweep", "--config", "s.json", "--out", "o", "--dry-run"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("dry run: 4 configurations, 8 seeds"),
+        "{out}"
+    );
+    assert!(!d.join("o").join("summary.json").exists());
+    let o = Command::new(env!("CARGO_BIN_EXE_spannorm"))
+        .args([
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "400",
+            "--width",
+            "64",
+            "--tokens",
+            "16",
+            "--heads",
+            "2",
+            "--seeds",
+            "1",
+        ])
+        .env("SPANNORM_PROGRESS_SECONDS", "0")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("/800 block passes ("), "{err}");
+    let (code, _, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "40",
+            "--width",
+            "64",
+            "--tokens",
+            "16",
+            "--heads",
+            "2",
+            "--seeds",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert!(err.is_empty(), "--quiet: {err}");
 }

@@ -1,7 +1,7 @@
 //! `spannorm reproduce`.
 
 use super::check::{PresetArg, Report};
-use super::{err, pool, progress, usage};
+use super::{err, pool, usage, Progress};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use spannorm::atomic::write_if_changed;
@@ -75,10 +75,10 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         pending.len()
     ));
     let pool = pool(args.threads)?;
-    let seeds: usize = pending.iter().map(|c| c.seeds()).sum();
-    let bar = progress(seeds as u64, "simulate", args.quiet);
-    let written = pool.install(|| sweep::run(&pending, &args.results, &|| bar.inc(1)));
-    bar.finish_and_clear();
+    let total = spannorm::simulate::total_passes(&pending, &spannorm::simulate::all_jobs(&pending));
+    let bar = Progress::new(total, "simulate", args.quiet);
+    let written = pool.install(|| sweep::run(&pending, &args.results, &|n| bar.inc(n)));
+    bar.finish();
     written.map_err(usage)?;
     let t_sim = start.elapsed().as_secs_f64();
     say(format!(

@@ -1,6 +1,6 @@
 //! `spannorm sweep`.
 
-use super::{err, out, pool, progress, usage};
+use super::{err, out, pool, usage, Progress};
 use clap::Args;
 use spannorm::store;
 use spannorm::sweep::{self, Plan, Shard, Summary, SweepSpec};
@@ -28,6 +28,9 @@ pub struct SweepArgs {
     /// done).
     #[arg(long)]
     pub list: bool,
+    /// Print the estimated memory, FLOPs and time of the pending configs, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
@@ -75,6 +78,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     let pool = pool(args.threads)?;
     let mut todo = plan.pending.clone();
     todo.truncate(args.limit.unwrap_or(usize::MAX));
+    if args.dry_run {
+        super::dry_run(&todo, &pool);
+        return Ok(());
+    }
     if !args.quiet {
         err(&format!(
             "sweep{}: {} configs, {} done, running {}",
@@ -84,10 +91,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             todo.len()
         ));
     }
-    let seeds: usize = todo.iter().map(|c| c.seeds()).sum();
-    let bar = progress(seeds as u64, "sweep", args.quiet);
-    let written = pool.install(|| sweep::run(&todo, dir, &|| bar.inc(1)));
-    bar.finish_and_clear();
+    let total = spannorm::simulate::total_passes(&todo, &spannorm::simulate::all_jobs(&todo));
+    let bar = Progress::new(total, "sweep", args.quiet);
+    let written = pool.install(|| sweep::run(&todo, dir, &|n| bar.inc(n)));
+    bar.finish();
     for w in written.map_err(usage)? {
         if w.diverged > 0 {
             err(&format!(

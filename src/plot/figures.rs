@@ -571,7 +571,7 @@ fn depth_sweep(title: String, results: &[RunResult]) -> FigureData {
         };
         let g_pts = |v: &[(usize, Finals)]| -> Points {
             v.iter()
-                .map(|(l, f)| f.log10_grad_ratio.map(|m| (*l as f64, m)))
+                .map(|(l, f)| f.log10_grad_ratio.mean.map(|m| (*l as f64, m)))
                 .collect()
         };
         let band: Band = sim
@@ -692,7 +692,7 @@ fn phase(title: String, results: &[RunResult]) -> FigureData {
                 continue;
             }
             filled[j][i] = true;
-            let v = Finals::of(it.r).log10_grad_ratio;
+            let v = Finals::of(it.r).log10_grad_ratio.mean;
             if let Some(v) = v {
                 limit = limit.max(v.abs());
             }
@@ -701,7 +701,7 @@ fn phase(title: String, results: &[RunResult]) -> FigureData {
                 .theory
                 .as_ref()
                 .ok()
-                .and_then(|t| Finals::of(t).log10_grad_ratio)
+                .and_then(|t| Finals::of(t).log10_grad_ratio.mean)
                 .map(|v| v.abs() <= BOUNDED_DECADES);
         }
         panels.push(Heat {
