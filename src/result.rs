@@ -522,14 +522,15 @@ impl Document {
         struct Head {
             schema: u32,
         }
-        let head: Head =
-            serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))?;
+        let head: Head = serde_json::from_str(text)
+            .map_err(|e| crate::error::cut_to(&e.to_string(), crate::error::MAX_MESSAGE))?;
         if head.schema != SCHEMA {
             return Err(format!(
                 "schema {} (this build reads schema {SCHEMA})",
                 head.schema
             ));
         }
-        serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))
+        serde_json::from_str(text)
+            .map_err(|e| crate::error::cut_to(&e.to_string(), crate::error::MAX_MESSAGE))
     }
 }

@@ -984,3 +984,93 @@ fn dry_runs_and_progress_lines() {
     assert_eq!(code, Some(0));
     assert!(err.is_empty(), "--quiet: {err}");
 }
+
+/// `check --claims`: each kind of claim can PASS, FAIL or be INCONCLUSIVE; exit code 1 on
+/// FAIL (and on INCONCLUSIVE with `--strict`), 2 on a malformed file; JUnit and Markdown
+/// reports.
+#[test]
+fn claims_files_pass_fail_inconclusive_and_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = r#""config": {"placement": "post", "depth": 6, "width": 32, "tokens": 8, "heads": 2, "seeds": 6, "init": "zero-query"}"#;
+    let sweep = r#""sweep": {"placement": "span", "depth": [4, 8, 16], "width": 32, "tokens": 8, "heads": 2, "seeds": 6}"#;
+    // post ends every block with a norm: q = 1 (to 1e-6) after block 1.
+    let pass = format!(
+        r#"{{"claims": [
+        {{"name": "q at most 1.01", {cfg}, "metric": "q", "at": "layer:6", "op": "<=", "value": 1.01}},
+        {{"name": "q at least 0.99", {cfg}, "metric": "q", "at": "final", "op": ">=", "value": 0.99}},
+        {{"name": "q within", {cfg}, "metric": "q", "at": "max", "op": "within", "value": [0.5, 2]}},
+        {{"name": "token_cos theory", {cfg}, "metric": "token_cos", "at": "all", "op": "~theory"}},
+        {{"name": "ratio flat in depth", {sweep}, "metric": "log10_grad_ratio", "at": "slope:depth", "op": "within", "value": [-0.5, 0.5]}},
+        {{"name": "grad slope", {cfg}, "metric": "log10_grad", "at": "slope:layer", "layers": [1, 5], "op": ">=", "value": -1}}
+    ]}}"#
+    );
+    std::fs::write(d.join("pass.json"), &pass).unwrap();
+    let (code, out, err) = run_in(
+        d,
+        &[
+            "check",
+            "--claims",
+            "pass.json",
+            "--quiet",
+            "--junit",
+            "j.xml",
+            "--markdown",
+            "m.md",
+            "--out",
+            "v.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("6 PASS, 0 FAIL"), "{out}");
+    let junit = std::fs::read_to_string(d.join("j.xml")).unwrap();
+    assert!(junit.contains(r#"tests="6" failures="0""#), "{junit}");
+    assert!(std::fs::read_to_string(d.join("m.md"))
+        .unwrap()
+        .contains("| PASS | q at most 1.01 |"));
+    // A claim the stack refutes: FAIL, exit 1, a JUnit failure.
+    let fail = format!(
+        r#"[{{"name": "q below a half", {cfg}, "metric": "q", "at": "all", "op": "<=", "value": 0.5}}]"#
+    );
+    std::fs::write(d.join("fail.json"), fail).unwrap();
+    let (code, out, _) = run_in(
+        d,
+        &[
+            "check",
+            "--claims",
+            "fail.json",
+            "--quiet",
+            "--junit",
+            "j.xml",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(std::fs::read_to_string(d.join("j.xml"))
+        .unwrap()
+        .contains("<failure message=\"FAIL\">"));
+    // A bound inside the seeds' interval: INCONCLUSIVE, exit 0, or 1 with --strict.
+    let mid = format!(
+        r#"[{{"name": "q about its mean", {cfg}, "metric": "q", "at": "layer:0", "op": "<=", "value": 1.0}}]"#
+    );
+    std::fs::write(d.join("mid.json"), mid).unwrap();
+    let (code, out, _) = run_in(d, &["check", "--claims", "mid.json", "--quiet"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("INCONCLUSIVE"), "{out}");
+    let (code, _, _) = run_in(d, &["check", "--claims", "mid.json", "--quiet", "--strict"]);
+    assert_eq!(code, Some(1));
+    // Malformed: one line naming the claim and the field, exit 2, nothing written.
+    std::fs::write(
+        d.join("bad.json"),
+        format!(
+            r#"[{{"name": "oops", {cfg}, "metric": "q", "at": "finall", "op": "<=", "value": 1}}]"#
+        ),
+    )
+    .unwrap();
+    refused(
+        d,
+        &["check", "--claims", "bad.json", "--out", "never.json"],
+        "claim 1 (\"oops\"): at: unknown value 'finall'",
+    );
+    refused(d, &["check", "--claims", "missing.json"], "missing.json");
+}

@@ -30,6 +30,7 @@ pub mod c4;
 pub mod c5_c6;
 pub mod c7;
 pub mod curves;
+pub mod data;
 pub mod deepnet;
 pub mod dong;
 pub mod evidence;
@@ -83,6 +84,8 @@ choice_enum!(
         Deepnet => "deepnet",
         /// LayerNorm Scaling 2025.
         Sun => "sun",
+        /// A user's claims file.
+        User => "user",
     }
 );
 
@@ -208,6 +211,7 @@ pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, C
             Group::Dong => out.extend(dong::claims(&s)?),
             Group::Deepnet => out.extend(deepnet::claims(&s)?),
             Group::Sun => out.extend(sun::claims(&s)?),
+            Group::User => {}
         }
     }
     Ok(out)
@@ -215,8 +219,19 @@ pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, C
 
 /// Simulates what `claims` need (once each) and collects their verdicts, in order.
 pub fn run(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<Verdict> {
+    run_grouped(claims, runner)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// [`run`], each verdict with the group of its claim.
+pub fn run_grouped(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<(Verdict, Group)> {
     runner.prepare_claims(claims);
-    claims.iter().flat_map(|c| c.judge(runner)).collect()
+    claims
+        .iter()
+        .flat_map(|c| c.judge(runner).into_iter().map(move |v| (v, c.group())))
+        .collect()
 }
 
 /// Verdict counts: `(pass, fail, deviation, inconclusive)`.
@@ -243,7 +258,7 @@ fn num(v: f64) -> String {
 pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = format!(
         "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10}  {}\n",
-        "prediction", "measured", "95% interval", "", "predicted", "tolerance", "verdict"
+        "prediction", "measured", "95% interval", "", "target", "tolerance", "verdict"
     );
     for v in verdicts {
         let interval = v.interval.map_or("-".to_string(), |(a, b)| {
@@ -262,6 +277,93 @@ pub fn table(verdicts: &[Verdict]) -> String {
         );
     }
     out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The verdicts as a JUnit XML report (one test case per verdict, classname its group;
+/// FAIL a failure, INCONCLUSIVE a failure with `strict` and skipped otherwise, DEVIATION a
+/// pass whose output says so), for CI systems that display test reports.
+pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
+    let (_, fail, _, inc) = counts(verdicts);
+    let failures = fail + if strict { inc } else { 0 };
+    let skipped = if strict { 0 } else { inc };
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
+        verdicts.len(),
+        verdicts.len()
+    );
+    for (v, g) in verdicts.iter().zip(groups) {
+        let detail = format!(
+            "measured {} {} {} (tolerance {}, {}); interval {}; {}",
+            num(v.measured),
+            v.relation.symbol(),
+            num(v.predicted),
+            num(v.tolerance),
+            v.tolerance_from,
+            v.interval
+                .map_or("-".into(), |(a, b)| format!("[{}, {}]", num(a), num(b))),
+            v.at
+        );
+        let _ = write!(
+            s,
+            "    <testcase name=\"{}\" classname=\"spannorm.{g}\">",
+            xml(&v.name)
+        );
+        match v.status {
+            Status::Fail => {
+                let _ = write!(s, "<failure message=\"FAIL\">{}</failure>", xml(&detail));
+            }
+            Status::Inconclusive if strict => {
+                let _ = write!(
+                    s,
+                    "<failure message=\"INCONCLUSIVE\">{}</failure>",
+                    xml(&detail)
+                );
+            }
+            Status::Inconclusive => {
+                let _ = write!(s, "<skipped message=\"INCONCLUSIVE: {}\"/>", xml(&detail));
+            }
+            Status::KnownDeviation => {
+                let _ = write!(s, "<system-out>DEVIATION: {}</system-out>", xml(&detail));
+            }
+            Status::Pass => {
+                let _ = write!(s, "<system-out>PASS: {}</system-out>", xml(&detail));
+            }
+        }
+        s += "</testcase>\n";
+    }
+    s + "  </testsuite>\n</testsuites>\n"
+}
+
+/// The verdicts as a Markdown table (for a CI job summary).
+pub fn markdown(verdicts: &[Verdict]) -> String {
+    let cell = |t: &str| t.replace('|', "\\|");
+    let mut s = format!(
+        "**spannorm check**: {}\n\n| verdict | claim | measured | 95% interval | | target | tolerance | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | --- |\n",
+        summary_line(verdicts)
+    );
+    for v in verdicts {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            v.status.word(),
+            cell(&v.name),
+            num(v.measured),
+            v.interval
+                .map_or("-".into(), |(a, b)| format!("[{}, {}]", num(a), num(b))),
+            v.relation.symbol(),
+            num(v.predicted),
+            num(v.tolerance),
+            cell(&v.at)
+        );
+    }
+    s
 }
 
 /// The one-line count: `78 PASS, 0 FAIL, 5 DEVIATION`.

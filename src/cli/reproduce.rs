@@ -127,7 +127,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             check::summary_line(&report.verdicts)
         ));
         let text = report.text();
-        if report.failed() == 0 {
+        if report.failed(false) == 0 {
             format!(
                 "`spannorm check --preset {preset}`: no prediction fails (DEVIATION rows are \
                  claims that do not follow as stated; see analysis/checks.md).\n\n```\n{}\n```",
