@@ -3,8 +3,11 @@
 //! whose origin is written next to it (`analysis/checks.md`).
 //!
 //! - [`Claim`]: what a check predicts, which simulations it needs, and how it judges them.
-//!   One file per group: [`curves`], [`c1`] … [`c7`] (C5 and C6 share runs), and one per
-//!   published result ([`xiong`], [`dong`], [`deepnet`], [`sun`]).
+//!   Claims that can be written as data are data: the presets' files
+//!   `analysis/claims/ci.json` and `full.json` ([`data`]: every curve, C3b, C6, Xiong 2020,
+//!   DeepNet 2022), the same format as a user's `check --claims` file. The others are code,
+//!   one file per group: [`c1`] … [`c7`], [`dong`], [`sun`] (a per-token bound, slopes of
+//!   transformed quantities, ratios between configurations, bounds from the theory's gains).
 //! - [`verdict`]: the one constructor every verdict goes through ([`Verdict::judge`]).
 //! - [`tol`]: the tolerance policy, every constant with its source.
 //! - [`evidence`]: what claims are judged on ([`Evidence`]) and the [`Runner`] that
@@ -31,13 +34,11 @@ pub mod c5_c6;
 pub mod c7;
 pub mod curves;
 pub mod data;
-pub mod deepnet;
 pub mod dong;
 pub mod evidence;
 pub mod sun;
 pub mod tol;
 pub mod verdict;
-pub mod xiong;
 
 pub use evidence::{Evidence, Perturbation, Run, Runner};
 pub use verdict::{Status, Verdict};
@@ -193,25 +194,45 @@ impl Preset {
     }
 }
 
-/// The claims of `preset` in `groups` (in table order); an error only if a preset's
-/// configuration is invalid.
+/// The claims of a preset written as data (`analysis/claims/`).
+fn preset_data(preset: Preset) -> (&'static str, &'static str) {
+    match preset {
+        Preset::Ci => (
+            "analysis/claims/ci.json",
+            include_str!("../../analysis/claims/ci.json"),
+        ),
+        Preset::Full => (
+            "analysis/claims/full.json",
+            include_str!("../../analysis/claims/full.json"),
+        ),
+    }
+}
+
+/// The claims of `preset` in `groups`, group by group in table order (within a group, the
+/// claims in code first, then those in the preset's claims file); an error only if a
+/// preset's configuration is invalid.
 pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, ConfigError> {
     let s = preset.sizes();
+    let (file, text) = preset_data(preset);
+    let data = data::parse(text, file, Group::User).map_err(|e| ConfigError::File {
+        path: file.into(),
+        reason: e.what,
+    })?;
     let mut out: Vec<Box<dyn Claim>> = Vec::new();
-    for g in Group::ALL.iter().filter(|g| groups.contains(g)) {
+    for &g in Group::ALL.iter().filter(|g| groups.contains(g)) {
         match g {
-            Group::Curves => out.extend(curves::claims(&s)?),
             Group::C1 => out.extend(c1::claims(&s)?),
             Group::C2 => out.extend(c2::claims(&s)?),
             Group::C3 => out.extend(c3::claims(&s)?),
             Group::C4 => out.extend(c4::claims(&s)?),
             Group::C5C6 => out.extend(c5_c6::claims(&s)?),
             Group::C7 => out.extend(c7::claims(&s)?),
-            Group::Xiong => out.extend(xiong::claims(&s)?),
             Group::Dong => out.extend(dong::claims(&s)?),
-            Group::Deepnet => out.extend(deepnet::claims(&s)?),
             Group::Sun => out.extend(sun::claims(&s)?),
-            Group::User => {}
+            Group::Curves | Group::Xiong | Group::Deepnet | Group::User => {}
+        }
+        for c in data.iter().filter(|c| c.group() == g) {
+            out.push(Box::new(c.clone()));
         }
     }
     Ok(out)
