@@ -175,10 +175,12 @@ mod tests {
         };
         w.w_q.fill(0.0);
         let (_, c) = forward(&w, x.view(), 2, Mask::Bidirectional);
+        assert_eq!(c.probs().len(), 2, "one attention matrix per head");
         for p in c.probs() {
             assert!(p.iter().all(|&v| v == 1.0 / n as f64));
         }
         let (_, c) = forward(&w, x.view(), 2, Mask::Causal);
+        assert_eq!(c.probs().len(), 2);
         for p in c.probs() {
             for i in 0..n {
                 for j in 0..n {

@@ -85,6 +85,8 @@ pub struct Report {
     pub verdicts: Vec<check::Verdict>,
     pub groups: Vec<Group>,
     pub accuracy: Vec<accuracy::Accuracy>,
+    /// Where the claims are explained.
+    pub docs: &'static str,
 }
 
 impl Report {
@@ -114,6 +116,7 @@ impl Report {
             verdicts,
             groups,
             accuracy: Vec::new(),
+            docs: "analysis/claims.md",
         })
     }
 
@@ -150,6 +153,7 @@ impl Report {
             verdicts,
             groups: kinds,
             accuracy,
+            docs: "analysis/checks.md",
         })
     }
 
@@ -170,8 +174,9 @@ impl Report {
             }
         }
         s += &format!(
-            "verdicts: {} (see analysis/checks.md)\n",
-            check::summary_line(&self.verdicts)
+            "verdicts: {} (see {})\n",
+            check::summary_line(&self.verdicts),
+            self.docs
         );
         s
     }
