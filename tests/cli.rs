@@ -939,6 +939,16 @@ fn dry_runs_and_progress_lines() {
         "{out}"
     );
     assert!(!d.join("o").join("summary.json").exists());
+    // Without --out every configuration is pending; --limit and --shard still apply.
+    let (code, out, _) = run_in(
+        d,
+        &["sweep", "--config", "s.json", "--dry-run", "--shard", "1/2"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("dry run: 2 configurations, 4 seeds"),
+        "{out}"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_spannorm"))
         .args([
             "simulate",

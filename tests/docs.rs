@@ -90,3 +90,43 @@ fn the_schema_agrees_with_the_parser() {
         );
     }
 }
+
+#[test]
+fn the_container_recipe_fits_the_crate_and_the_cluster_example() {
+    let docker = std::fs::read_to_string(root("examples/cluster/Dockerfile")).unwrap();
+    let cargo = std::fs::read_to_string(root("Cargo.toml")).unwrap();
+    let job = std::fs::read_to_string(root("examples/cluster/sweep-job.yaml")).unwrap();
+    let from: Vec<&str> = docker
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .collect();
+    assert_eq!(from.len(), 2, "a build stage and a runtime stage: {from:?}");
+    // The build image's Rust is at least the crate's rust-version.
+    let version = |s: &str| -> (u32, u32) {
+        let mut it = s.split('.').map(|x| x.parse::<u32>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    let image = from[0]
+        .strip_prefix("rust:")
+        .and_then(|s| s.split('-').next())
+        .expect("the build stage is an official rust image");
+    let needed = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .map(|v| v.trim_end_matches('"'))
+        .expect("rust-version");
+    assert!(version(image) >= version(needed), "rust:{image} < {needed}");
+    assert!(from[1].starts_with("debian:") && from[1].contains("slim"));
+    assert!(docker.contains("cargo build --release --locked --bin spannorm"));
+    assert!(docker.contains("COPY --from=build"));
+    // Non-root, and the same user the Kubernetes example runs as.
+    let user = docker
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    let uid = user.split(':').next().unwrap();
+    assert_ne!(uid, "0");
+    assert!(job.contains(&format!("runAsUser: {uid}")), "{uid}");
+    assert!(job.contains("image: spannorm:latest") && docker.contains("-t spannorm:latest"));
+    assert!(docker.contains(r#"ENTRYPOINT ["spannorm"]"#));
+}

@@ -16,6 +16,7 @@ use std::time::Instant;
 pub enum ImageArg {
     Png,
     Svg,
+    Pdf,
 }
 
 #[derive(Debug, Args)]
@@ -97,12 +98,16 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     let ext = match args.format {
         ImageArg::Png => "png",
         ImageArg::Svg => "svg",
+        ImageArg::Pdf => "pdf",
     };
     let mut drawn = Vec::new();
     for f in &figures {
         let results = plot::select(&f.sweep().map_err(usage)?, all.clone()).map_err(usage)?;
         let image = format!("{}.{ext}", f.slug);
-        let notes = pool.install(|| plot::draw(f, &results, &args.out.join(&image)))?;
+        let preset = f.preset().map_err(usage)?;
+        let notes = pool
+            .install(|| plot::draw(&preset.plot, &results, &args.out.join(&image)))
+            .map_err(usage)?;
         say(format!(
             "figure {}: {}",
             f.number,
@@ -110,6 +115,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         ));
         drawn.push(reproduce::Drawn {
             figure: f,
+            preset,
             image,
             notes,
         });

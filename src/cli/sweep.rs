@@ -13,7 +13,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Results directory: one HASH.json file per config, and summary.json.
-    #[arg(long, required_unless_present = "list")]
+    #[arg(long, required_unless_present_any = ["list", "dry_run"])]
     pub out: Option<PathBuf>,
     /// Run only part i of n, 1-based (1/n … n/n); merge the parts with `spannorm merge`.
     #[arg(long)]
@@ -28,7 +28,8 @@ pub struct SweepArgs {
     /// done).
     #[arg(long)]
     pub list: bool,
-    /// Print the estimated memory, FLOPs and time of the pending configs, run nothing.
+    /// Print the estimated memory, FLOPs and time of the pending configs (every config
+    /// without --out), run nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// No progress bar and no summary table.
@@ -44,12 +45,20 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         None => None,
     };
     let Some(dir) = &args.out else {
-        // --list without a directory: the configurations only.
+        // --list or --dry-run without a directory: every configuration is pending.
         let cfgs = spec.expand().map_err(usage)?;
-        let cfgs = match shard {
+        let mut cfgs = match shard {
             Some(s) => s.select(&cfgs),
             None => cfgs,
         };
+        if args.dry_run {
+            for c in &cfgs {
+                spannorm::cost::check_fits(c).map_err(usage)?;
+            }
+            cfgs.truncate(args.limit.unwrap_or(usize::MAX));
+            super::dry_run(&cfgs, &pool(args.threads)?);
+            return Ok(());
+        }
         for c in &cfgs {
             out(&format!("{} {}\n", store::file_name(c), c.canonical()));
         }
