@@ -211,6 +211,34 @@ fn the_grammar_renders_every_x_kind() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     check_image(&out, (1500, 760));
+    // README's question: does span-outer stay bounded with --scale depth? Final q against
+    // depth, one colour per scale, with theory and fitted slopes.
+    let mut g = base.clone();
+    g["placement"] = serde_json::json!(["span-outer", "pre"]);
+    g["scale"] = serde_json::json!(["depth", "sqrt-depth"]);
+    g["depth"] = serde_json::json!([2, 4, 8]);
+    let mine = sweep(dir.path(), "mine", &g.to_string());
+    let out = dir.path().join("q-vs-depth.pdf");
+    let o = spannorm(&[
+        "plot",
+        mine.to_str().unwrap(),
+        "--y",
+        "q",
+        "--x",
+        "depth",
+        "--at",
+        "final",
+        "--color",
+        "scale",
+        "--where",
+        "placement=span-outer",
+        "--theory",
+        "--fit",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_image(&out, (1500, 760));
     // A heatmap: scale rows against depth columns, with theory's contour.
     let mut g = base.clone();
     g["placement"] = "post".into();
