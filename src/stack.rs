@@ -21,8 +21,6 @@ use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
 use ndarray::Array2;
-use ndarray_rand::rand_distr::StandardNormal;
-use ndarray_rand::RandomExt;
 use serde::{Deserialize, Serialize};
 
 /// The random inputs of one seed.
@@ -38,8 +36,8 @@ pub struct Inputs<T> {
 pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
     let (n, d) = (cfg.tokens, cfg.width);
     let mut rng = stream_rng(master, seed, 0);
-    let z: Array2<f64> = Array2::random_using((1, d), StandardNormal, &mut rng);
-    let eps: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
+    let z: Array2<f64> = gaussian(&mut rng, 1, d, 1.0);
+    let eps: Array2<f64> = gaussian(&mut rng, n, d, 1.0);
     let (a, b) = (cfg.rho0.sqrt(), (1.0 - cfg.rho0).sqrt());
     let x0 = (&eps * b + &z * a).mapv(T::of);
     let r = gaussian(&mut rng, n, d, 1.0);
