@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 /// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
 /// of reusing them. Files written before the field existed read as revision 0, which they
 /// are.
-pub const ENGINE: u32 = 0;
+pub const ENGINE: u32 = 1;
 
 /// Memory that a seed may use to keep its weights and intermediates between the forward and
 /// backward passes: a quarter of the memory this process may use (the machine's, or its
