@@ -115,7 +115,10 @@ fn normal_pairs(key: [u32; 2], stream: u32, seed: u32, first: u64) -> [f64; 2 * 
         c[3][i] = u64::from(seed);
     }
     philox4x32_lanes(&mut c, key);
-    let mut z = [0.0; 2 * PAIRS];
+    // The transform in stages over all lanes: each stage's vectors are independent of one
+    // another, so long-latency steps (division, square root) of several vectors overlap.
+    let mut u1 = [0.0; PAIRS];
+    let mut t = [0.0; PAIRS];
     for i in 0..PAIRS {
         // 53-bit integers as doubles, exactly: high 21 bits · 2^32 + low 32 bits.
         let int53 = |hi: u64, lo: u64| {
@@ -123,12 +126,21 @@ fn normal_pairs(key: [u32; 2], stream: u32, seed: u32, first: u64) -> [f64; 2 * 
             let l = f64::from_bits(TWO52_BITS | (lo & LOW)) - TWO52;
             h.mul_add(TWO32, l)
         };
-        let u1 = (int53(c[1][i], c[0][i]) + 1.0) * TWO_M53;
-        let t = int53(c[3][i], c[2][i]) * TWO_M53;
-        let rho = (-2.0 * math::ln_unit(u1)).sqrt();
-        let (s, co) = math::sincos_2pi(t);
-        z[2 * i] = rho * co;
-        z[2 * i + 1] = rho * s;
+        u1[i] = (int53(c[1][i], c[0][i]) + 1.0) * TWO_M53;
+        t[i] = int53(c[3][i], c[2][i]) * TWO_M53;
+    }
+    let mut rho = [0.0; PAIRS];
+    for i in 0..PAIRS {
+        rho[i] = math::ln_unit(u1[i]);
+    }
+    for r in &mut rho {
+        *r = (-2.0 * *r).sqrt();
+    }
+    let mut z = [0.0; 2 * PAIRS];
+    for i in 0..PAIRS {
+        let (s, co) = math::sincos_2pi(t[i]);
+        z[2 * i] = rho[i] * co;
+        z[2 * i + 1] = rho[i] * s;
     }
     z
 }
