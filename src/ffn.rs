@@ -9,7 +9,8 @@
 
 use crate::choice_enum;
 use crate::real::Real;
-use ndarray::{Array2, ArrayView2, Zip};
+use crate::simd;
+use ndarray::{Array2, ArrayView2};
 
 choice_enum!(
     /// Feed-forward nonlinearity `φ`.
@@ -37,6 +38,10 @@ impl Activation {
 }
 
 /// `φ(u)` for the non-gated activations, and `silu` for the gate of `swiglu`.
+///
+/// `e^x` is [`Real::exp_poly`] (the same bits on every processor); `gelu`'s `erf` is
+/// `libm`'s (portable Rust, so also the same everywhere, but not vectorized).
+#[inline(always)]
 fn act<T: Real>(a: Activation, u: T) -> T {
     match a {
         Activation::Relu => u.max(T::zero()),
@@ -46,6 +51,7 @@ fn act<T: Real>(a: Activation, u: T) -> T {
 }
 
 /// `φ'(u)`, matching [`act`].
+#[inline(always)]
 fn act_grad<T: Real>(a: Activation, u: T) -> T {
     match a {
         Activation::Relu => {
@@ -56,8 +62,8 @@ fn act_grad<T: Real>(a: Activation, u: T) -> T {
             }
         }
         Activation::Gelu => {
-            let pdf =
-                (-(u * u) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+            let pdf = (-(u * u) * T::of(0.5)).exp_poly()
+                * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             normal_cdf(u) + u * pdf
         }
         Activation::Swiglu => {
@@ -67,12 +73,14 @@ fn act_grad<T: Real>(a: Activation, u: T) -> T {
     }
 }
 
+#[inline(always)]
 fn normal_cdf<T: Real>(u: T) -> T {
     T::of(0.5) * (T::one() + (u * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf())
 }
 
+#[inline(always)]
 fn sigmoid<T: Real>(u: T) -> T {
-    T::one() / (T::one() + (-u).exp())
+    T::one() / (T::one() + (-u).exp_poly())
 }
 
 /// Weights of one feed-forward network (one expert of a mixture).
@@ -135,12 +143,10 @@ pub fn forward<T: Real>(
         (Some(wg), Activation::Swiglu) => {
             let g = x.dot(wg);
             let mut z = h.clone();
-            Zip::from(&mut z)
-                .and(&g)
-                .for_each(|z, &gv| *z *= act(a, gv));
+            simd::ops::zip_in_place(&mut z, &g, |z, gv| z * act(a, gv));
             (z, Some(g))
         }
-        _ => (h.mapv(|u| act(a, u)), None),
+        _ => (simd::ops::map(h.view(), |u| act(a, u)), None),
     };
     let out = z.dot(&w.w_2);
     (out, FfnCache { h, gate, z })
@@ -160,19 +166,14 @@ pub fn backward<T: Real>(
         (Some(wg), Some(gate)) => {
             // z = silu(gate) ⊙ h: ∂z/∂h = silu(gate), ∂z/∂gate = h ⊙ silu'(gate).
             let mut gg = gh.clone();
-            Zip::from(&mut gg)
-                .and(&cache.h)
-                .and(gate)
-                .for_each(|g, &hv, &gv| *g *= hv * act_grad(a, gv));
-            Zip::from(&mut gh)
-                .and(gate)
-                .for_each(|g, &gv| *g *= act(a, gv));
+            simd::ops::zip3_in_place(&mut gg, &cache.h, gate, |g, hv, gv| {
+                g * (hv * act_grad(a, gv))
+            });
+            simd::ops::zip_in_place(&mut gh, gate, |g, gv| g * act(a, gv));
             (gg.dot(&wg.t()), Some(x.t().dot(&gg)))
         }
         _ => {
-            Zip::from(&mut gh)
-                .and(&cache.h)
-                .for_each(|g, &hv| *g *= act_grad(a, hv));
+            simd::ops::zip_in_place(&mut gh, &cache.h, |g, hv| g * act_grad(a, hv));
             (Array2::zeros(x.raw_dim()), None)
         }
     };

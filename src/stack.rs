@@ -20,6 +20,7 @@ use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
+use crate::simd;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -128,7 +129,7 @@ pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
 }
 
 fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
-    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
+    simd::ops::sum_sq_f64(x.view()).sqrt()
 }
 
 /// Whether every entry and the `f64` second moment are finite: a block output whose square
@@ -217,7 +218,7 @@ where
     // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = N(X_L) or X_L.
     let x_last = xs.pop().expect("depth + 1 boundaries");
     let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
-    let g_y = r.mapv(|v| v * c);
+    let g_y = simd::ops::scaled(r.view(), c);
     let mut g = if cfg.placement.output_norm() {
         let (y, cache) = norm::forward(cfg.norm, x_last.view(), T::one());
         obs.loss(dot(&r, &y) * c.f64());
@@ -237,8 +238,7 @@ where
                 pass: Pass::Backward,
             });
         }
-        let inv = T::of(1.0 / n);
-        g.mapv_inplace(|v| v * inv);
+        simd::ops::scale_in_place(g, T::of(1.0 / n));
         log10_scale += n.log10();
         obs.gradient(l, g, log10_scale);
         Ok(log10_scale)
@@ -339,10 +339,7 @@ fn forward_block<'w, T: Real>(
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
-    a.iter()
-        .zip(b.iter())
-        .map(|(&x, &y)| x.f64() * y.f64())
-        .sum()
+    simd::ops::dot_f64(a.view(), b.view())
 }
 
 /// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.

@@ -142,3 +142,53 @@ fn drawing_ahead_stops_with_a_diverging_run() {
         assert_eq!(plain, record(true), "{memory:?}");
     }
 }
+
+/// Every elementwise kernel, sum and draw gives the same bits on every instruction set the
+/// machine supports (the portable path always, AVX2 + FMA and AVX-512 where present), so
+/// results do not depend on the machine that computed them.
+#[test]
+fn every_dispatch_path_gives_identical_records() {
+    use spannorm::simd::{with_isa, Isa};
+    use spannorm::simulate::run_seed;
+    // Widths that are not multiples of the 16 partial sums, and rows shorter than 16.
+    let mut cfgs = Vec::new();
+    for (act, norm, mask, experts) in [
+        ("relu", "layernorm", "bidirectional", None),
+        ("gelu", "rmsnorm", "causal", None),
+        ("swiglu", "layernorm", "causal", Some(3)),
+    ] {
+        for precision in ["f64", "f32"] {
+            cfgs.extend(
+                RawConfig {
+                    placement: Some("all".into()),
+                    depth: Some(3),
+                    width: Some(40),
+                    tokens: Some(12),
+                    heads: Some(4),
+                    act: Some(act.into()),
+                    norm: Some(norm.into()),
+                    mask: Some(mask.into()),
+                    moe_experts: experts,
+                    moe_top_k: experts.map(|_| 2),
+                    precision: Some(precision.into()),
+                    ..Default::default()
+                }
+                .resolve()
+                .unwrap(),
+            );
+        }
+    }
+    let records = |isa| {
+        with_isa(isa, || {
+            cfgs.iter().map(|c| run_seed(c, 1)).collect::<Vec<_>>()
+        })
+    };
+    let want = records(Isa::Portable);
+    for isa in Isa::supported_all() {
+        let got = records(isa);
+        for (c, (a, b)) in cfgs.iter().zip(want.iter().zip(&got)) {
+            // Records hold f64s: equality is bit equality here (no NaN is stored).
+            assert_eq!(a, b, "{isa:?}: {:?}", c.to_raw());
+        }
+    }
+}

@@ -29,6 +29,7 @@
 #[allow(unsafe_code)]
 mod arch;
 pub mod math;
+pub mod ops;
 pub mod reduce;
 
 use std::cell::Cell;

@@ -95,6 +95,12 @@ pub fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
     lanes2(a, b, 0.0, |u, v| u.f64() * v.f64())
 }
 
+/// `Σ (a_i − b_i)²`.
+#[inline(always)]
+pub fn sum_sq_diff(a: &[f64], b: &[f64]) -> f64 {
+    lanes2(a, b, 0.0, |u, v| (u - v) * (u - v))
+}
+
 /// `(Σ a_i b_i, Σ a_i², Σ b_i²)` in `f64`, each in the order of [`dot_f64`].
 #[inline(always)]
 pub fn dot_norms_f64<T: Real>(a: &[T], b: &[T]) -> (f64, f64, f64) {
