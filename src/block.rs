@@ -400,9 +400,9 @@ mod tests {
 
     /// `Σ x²` in the documented lane order, one element at a time.
     fn lane_sum(values: impl Iterator<Item = f64>) -> f64 {
-        let mut acc = [0.0f64; crate::simd::LANES];
+        let mut acc = [0.0f64; crate::simd::WIDE];
         for (i, v) in values.enumerate() {
-            acc[i % crate::simd::LANES] += v * v;
+            acc[i % crate::simd::WIDE] += v * v;
         }
         crate::simd::reduce::fold(acc)
     }

@@ -83,6 +83,27 @@ fn sigmoid<T: Real>(u: T) -> T {
     T::one() / (T::one() + (-u).exp_poly())
 }
 
+/// Evaluates `$body` with `$name` a constant equal to the activation `$a`, so that each
+/// activation gets its own loop (no per-element `match`).
+macro_rules! with_act {
+    ($a:expr, $name:ident => $body:expr) => {
+        match $a {
+            Activation::Relu => {
+                const $name: Activation = Activation::Relu;
+                $body
+            }
+            Activation::Gelu => {
+                const $name: Activation = Activation::Gelu;
+                $body
+            }
+            Activation::Swiglu => {
+                const $name: Activation = Activation::Swiglu;
+                $body
+            }
+        }
+    };
+}
+
 /// Weights of one feed-forward network (one expert of a mixture).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FfnWeights<T> {
@@ -143,10 +164,22 @@ pub fn forward<T: Real>(
         (Some(wg), Activation::Swiglu) => {
             let g = x.dot(wg);
             let mut z = h.clone();
-            simd::ops::zip_in_place(&mut z, &g, |z, gv| z * act(a, gv));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut z,
+                &g,
+                #[inline(always)]
+                |z, gv| z * act(A, gv),
+            ));
             (z, Some(g))
         }
-        _ => (simd::ops::map(h.view(), |u| act(a, u)), None),
+        _ => (
+            with_act!(a, A => simd::ops::map(
+                h.view(),
+                #[inline(always)]
+                |u| act(A, u),
+            )),
+            None,
+        ),
     };
     let out = z.dot(&w.w_2);
     (out, FfnCache { h, gate, z })
@@ -166,14 +199,28 @@ pub fn backward<T: Real>(
         (Some(wg), Some(gate)) => {
             // z = silu(gate) ⊙ h: ∂z/∂h = silu(gate), ∂z/∂gate = h ⊙ silu'(gate).
             let mut gg = gh.clone();
-            simd::ops::zip3_in_place(&mut gg, &cache.h, gate, |g, hv, gv| {
-                g * (hv * act_grad(a, gv))
-            });
-            simd::ops::zip_in_place(&mut gh, gate, |g, gv| g * act(a, gv));
+            with_act!(a, A => simd::ops::zip3_in_place(
+                &mut gg,
+                &cache.h,
+                gate,
+                #[inline(always)]
+                |g, hv, gv| g * (hv * act_grad(A, gv)),
+            ));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut gh,
+                gate,
+                #[inline(always)]
+                |g, gv| g * act(A, gv),
+            ));
             (gg.dot(&wg.t()), Some(x.t().dot(&gg)))
         }
         _ => {
-            simd::ops::zip_in_place(&mut gh, &cache.h, |g, hv| g * act_grad(a, hv));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut gh,
+                &cache.h,
+                #[inline(always)]
+                |g, hv| g * act_grad(A, hv),
+            ));
             (Array2::zeros(x.raw_dim()), None)
         }
     };

@@ -35,8 +35,12 @@ pub mod reduce;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// Partial sums of a reduction: element `i` goes to sum `i mod LANES` (see [`reduce`]).
+/// Partial sums of a row reduction: element `i` goes to sum `i mod LANES` (see [`reduce`]).
 pub const LANES: usize = 16;
+
+/// Partial sums of a whole-matrix `f64` reduction ([`sum_sq_f64`], [`dot_f64`]): enough
+/// independent additions in flight to keep a 512-bit adder busy.
+pub const WIDE: usize = 64;
 
 /// An instruction set a kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -43,7 +43,11 @@ pub fn scale_in_place<T: Real>(x: &mut Array2<T>, c: T) {
 
 /// `c x`, a new standard-layout matrix.
 pub fn scaled<T: Real>(x: ArrayView2<T>, c: T) -> Array2<T> {
-    map(x, |v| v * c)
+    map(
+        x,
+        #[inline(always)]
+        |v| v * c,
+    )
 }
 
 /// `f(x)` elementwise, a new standard-layout matrix; `f` must be `#[inline(always)]`-able
@@ -131,7 +135,7 @@ pub fn zip3_in_place<T: Real>(
 /// `Σ x²` of a matrix in `f64`, in the lane order of [`super::reduce`] over its logical
 /// (row-major) order; a matrix of another layout is summed row by row, each row in that
 /// order and the rows in sequence, which equals the contiguous sum only when a row is a
-/// multiple of [`super::LANES`] long (every engine matrix is contiguous).
+/// multiple of [`super::WIDE`] long (every engine matrix is contiguous).
 pub fn sum_sq_f64<T: Real>(x: ArrayView2<T>) -> f64 {
     match x.as_slice() {
         Some(xs) => super::sum_sq_f64(xs),
