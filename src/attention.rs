@@ -9,6 +9,7 @@
 //! `∂ℓ/∂S = P ⊙ (∂ℓ/∂P − rowsum(P ⊙ ∂ℓ/∂P))`, `∂ℓ/∂Q = ∂ℓ/∂S · K / sqrt(d_h)`,
 //! `∂ℓ/∂K = (∂ℓ/∂S)ᵀ Q / sqrt(d_h)`.
 
+use crate::block::Grads;
 use crate::choice_enum;
 use crate::real::Real;
 use crate::simd::{self, reduce};
@@ -163,11 +164,23 @@ pub fn backward<T: Real>(
     g_out: ArrayView2<T>,
     heads: usize,
 ) -> (Array2<T>, AttnWeights<T>) {
+    let (gx, gw) = backward_with(w, cache, x, g_out, heads, Grads::All);
+    (gx, gw.expect("weight gradients requested"))
+}
+
+/// `∂ℓ/∂X`, and the weight gradients when `grads` asks for them.
+pub fn backward_with<T: Real>(
+    w: &AttnWeights<T>,
+    cache: &AttnCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    heads: usize,
+    grads: Grads,
+) -> (Array2<T>, Option<AttnWeights<T>>) {
     let (n, d) = x.dim();
     let dh = d / heads;
     let inv = T::of(1.0 / (dh as f64).sqrt());
     let g_o = g_out.dot(&w.w_o.t());
-    let gw_o = cache.o.t().dot(&g_out);
     let mut gq = Array2::zeros((n, d));
     let mut gk = Array2::zeros((n, d));
     let mut gv = Array2::zeros((n, d));
@@ -181,13 +194,13 @@ pub fn backward<T: Real>(
         gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
     }
     let gx = gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t());
-    let grads = AttnWeights {
+    let gw = (grads == Grads::All).then(|| AttnWeights {
         w_q: x.t().dot(&gq),
         w_k: x.t().dot(&gk),
         w_v: x.t().dot(&gv),
-        w_o: gw_o,
-    };
-    (gx, grads)
+        w_o: cache.o.t().dot(&g_out),
+    });
+    (gx, gw)
 }
 
 #[cfg(test)]

@@ -109,6 +109,18 @@ fn moe_name(suffix: &str) -> &'static str {
     }
 }
 
+/// Which gradients a backward pass computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grads {
+    /// `∂ℓ/∂X` and every weight gradient (what the `param_grad` metrics need).
+    #[default]
+    All,
+    /// `∂ℓ/∂X` only: the products that give weight gradients (a third of a block's backward
+    /// FLOPs in dense blocks) are skipped, as a framework skips them for inputs-only
+    /// gradients. Used by `bench` to compare with external implementations.
+    Inputs,
+}
+
 /// The model settings a block's sublayers need.
 #[derive(Clone, Copy, Debug)]
 pub struct Sublayers {
@@ -186,6 +198,17 @@ impl<'w, T: Real> Tape<'w, T> {
 
     /// `∂ℓ/∂x` for the tape's input and every weight gradient, from `∂ℓ/∂out`.
     pub fn backward(&self, out: Node, g_out: Array2<T>) -> (Array2<T>, BlockWeights<T>) {
+        let (gx, gw) = self.backward_with(out, g_out, Grads::All);
+        (gx, gw.expect("weight gradients requested"))
+    }
+
+    /// `∂ℓ/∂x` for the tape's input, and the weight gradients when `grads` asks for them.
+    pub fn backward_with(
+        &self,
+        out: Node,
+        g_out: Array2<T>,
+        grads_wanted: Grads,
+    ) -> (Array2<T>, Option<BlockWeights<T>>) {
         let mut grads: Vec<Option<Array2<T>>> = vec![None; self.vals.len()];
         grads[out] = Some(g_out);
         let mut g_attn = None;
@@ -198,33 +221,46 @@ impl<'w, T: Real> Tape<'w, T> {
                     accumulate(&mut grads[*x], gx);
                 }
                 Op::Attn { x, cache } => {
-                    let (gx, gw) = attention::backward(
+                    let (gx, gw) = attention::backward_with(
                         &self.w.attn,
                         cache,
                         self.vals[*x].view(),
                         g.view(),
                         self.sub.heads,
+                        grads_wanted,
                     );
                     accumulate(&mut grads[*x], gx);
-                    g_attn = Some(gw);
+                    g_attn = gw;
                 }
                 Op::Ffn { x, cache } => {
                     let Some(FfnBlockWeights::Dense(f)) = &self.w.ffn else {
                         unreachable!("dense op recorded with dense weights")
                     };
-                    let (gx, gw) =
-                        ffn::backward(f, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    let (gx, gw) = ffn::backward_with(
+                        f,
+                        self.sub.act,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        grads_wanted,
+                    );
                     accumulate(&mut grads[*x], gx);
-                    g_ffn = Some(FfnBlockWeights::Dense(gw));
+                    g_ffn = gw.map(FfnBlockWeights::Dense);
                 }
                 Op::Moe { x, cache } => {
                     let Some(FfnBlockWeights::Moe(m)) = &self.w.ffn else {
                         unreachable!("mixture op recorded with mixture weights")
                     };
-                    let (gx, gw) =
-                        moe::backward(m, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    let (gx, gw) = moe::backward_with(
+                        m,
+                        self.sub.act,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        grads_wanted,
+                    );
                     accumulate(&mut grads[*x], gx);
-                    g_ffn = Some(FfnBlockWeights::Moe(gw));
+                    g_ffn = gw.map(FfnBlockWeights::Moe);
                 }
                 Op::Scale { x, c } => {
                     accumulate(&mut grads[*x], simd::ops::scaled(g.view(), *c));
@@ -239,6 +275,9 @@ impl<'w, T: Real> Tape<'w, T> {
         let gx = grads[0]
             .take()
             .unwrap_or_else(|| Array2::zeros(self.vals[0].raw_dim()));
+        if grads_wanted == Grads::Inputs {
+            return (gx, None);
+        }
         let zero_like = |m: &Array2<T>| Array2::zeros(m.raw_dim());
         let attn = g_attn.unwrap_or_else(|| AttnWeights {
             w_q: zero_like(&self.w.attn.w_q),
@@ -255,7 +294,7 @@ impl<'w, T: Real> Tape<'w, T> {
                 experts: m.experts.iter().map(|e| e.zeros_like()).collect(),
             })),
         };
-        (gx, BlockWeights { attn, ffn })
+        (gx, Some(BlockWeights { attn, ffn }))
     }
 }
 

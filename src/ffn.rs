@@ -7,6 +7,7 @@
 //!
 //! Default `d_ff`: `4d`, and for `swiglu` `8d/3` rounded to the nearest multiple of 8.
 
+use crate::block::Grads;
 use crate::choice_enum;
 use crate::real::Real;
 use crate::simd;
@@ -193,7 +194,20 @@ pub fn backward<T: Real>(
     x: ArrayView2<T>,
     g_out: ArrayView2<T>,
 ) -> (Array2<T>, FfnWeights<T>) {
-    let gw_2 = cache.z.t().dot(&g_out);
+    let (gx, gw) = backward_with(w, a, cache, x, g_out, Grads::All);
+    (gx, gw.expect("weight gradients requested"))
+}
+
+/// `∂ℓ/∂X`, and the weight gradients when `grads` asks for them.
+pub fn backward_with<T: Real>(
+    w: &FfnWeights<T>,
+    a: Activation,
+    cache: &FfnCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    grads: Grads,
+) -> (Array2<T>, Option<FfnWeights<T>>) {
+    let all = grads == Grads::All;
     let mut gh = g_out.dot(&w.w_2.t());
     let (gx, gw_g) = match (&w.w_g, &cache.gate) {
         (Some(wg), Some(gate)) => {
@@ -212,7 +226,7 @@ pub fn backward<T: Real>(
                 #[inline(always)]
                 |g, gv| g * act(A, gv),
             ));
-            (gg.dot(&wg.t()), Some(x.t().dot(&gg)))
+            (gg.dot(&wg.t()), all.then(|| x.t().dot(&gg)))
         }
         _ => {
             with_act!(a, A => simd::ops::zip_in_place(
@@ -225,12 +239,12 @@ pub fn backward<T: Real>(
         }
     };
     let gx = gx + gh.dot(&w.w_1.t());
-    let grads = FfnWeights {
+    let gw = all.then(|| FfnWeights {
         w_1: x.t().dot(&gh),
-        w_2: gw_2,
+        w_2: cache.z.t().dot(&g_out),
         w_g: gw_g,
-    };
-    (gx, grads)
+    });
+    (gx, gw)
 }
 
 #[cfg(test)]

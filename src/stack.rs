@@ -13,7 +13,7 @@
 //! upstream gradient, so renormalizing between blocks is exact).
 
 use crate::attention::AttnWeights;
-use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
+use crate::block::{BlockWeights, FfnBlockWeights, Grads, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
 use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
@@ -174,6 +174,24 @@ where
     W: Fn(usize) -> BlockWeights<T>,
     O: Observer<T>,
 {
+    run_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run`] computing the gradients `grads` asks for: with [`Grads::Inputs`] no weight
+/// gradient is formed and [`Observer::param_grads`] is never called; everything else the
+/// observer sees is the same, bit for bit.
+pub fn run_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T>,
+    O: Observer<T>,
+{
     settle_allocator();
     let kept: Vec<BlockWeights<T>> = match memory {
         Memory::Keep => (1..=cfg.depth).map(&weights).collect(),
@@ -247,14 +265,16 @@ where
     for l in (1..=depth).rev() {
         let x_in = xs.pop().expect("one boundary per block");
         let (gx, gw) = match tapes.pop() {
-            Some((tape, out)) => tape.backward(out, g),
+            Some((tape, out)) => tape.backward_with(out, g, grads),
             None => {
                 let w = weights(l);
                 let (tape, out) = forward_block(cfg, &w, x_in, l);
-                tape.backward(out, g)
+                tape.backward_with(out, g, grads)
             }
         };
-        obs.param_grads(l, &gw, scale);
+        if let Some(gw) = gw {
+            obs.param_grads(l, &gw, scale);
+        }
         g = gx;
         scale = normalize(&mut g, l - 1, obs)?;
     }
@@ -274,6 +294,22 @@ pub fn run_prefetched<T: Real, W, O>(
     inputs: Inputs<T>,
     obs: &mut O,
     memory: Memory,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T> + Sync,
+    O: Observer<T>,
+{
+    run_prefetched_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run_prefetched`] computing the gradients `grads` asks for (see [`run_with`]).
+pub fn run_prefetched_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T> + Sync,
@@ -300,7 +336,7 @@ where
             assert_eq!(drawn, l, "blocks requested out of the planned order");
             w
         };
-        run(cfg, next, inputs, obs, memory)
+        run_with(cfg, next, inputs, obs, memory, grads)
     })
 }
 

@@ -192,3 +192,51 @@ fn every_dispatch_path_gives_identical_records() {
         }
     }
 }
+
+/// Skipping the weight gradients (as `bench --case external-f32` does) changes nothing else:
+/// every other record is bit-identical, and no weight-gradient norm is recorded.
+#[test]
+fn inputs_only_gradients_leave_every_other_record_unchanged() {
+    use spannorm::block::Grads;
+    use spannorm::metrics::Recorder;
+    use spannorm::simulate::weight_names;
+    use spannorm::stack::{self, Memory};
+    for (placement, experts) in [("span", None), ("pre", Some(3)), ("attn-only", None)] {
+        let cfg = RawConfig {
+            placement: Some(placement.into()),
+            depth: Some(5),
+            width: Some(24),
+            tokens: Some(8),
+            heads: Some(2),
+            moe_experts: experts,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+        .remove(0)
+        .model;
+        for memory in [Memory::Keep, Memory::Recompute] {
+            let record = |grads| {
+                let mut rec = Recorder::new(cfg.depth, &weight_names(&cfg));
+                let inputs = stack::inputs::<f32>(&cfg, 3, 1);
+                let weights = |l| stack::block_weights::<f32>(&cfg, 3, 1, l);
+                stack::run_with(&cfg, weights, inputs, &mut rec, memory, grads).unwrap();
+                rec.record
+            };
+            let mut all = record(Grads::All);
+            let inputs_only = record(Grads::Inputs);
+            assert!(all
+                .log10_param_grad
+                .iter()
+                .all(|(_, v)| v.iter().all(Option::is_some)));
+            assert!(inputs_only
+                .log10_param_grad
+                .iter()
+                .all(|(_, v)| v.iter().all(Option::is_none)));
+            for (_, v) in &mut all.log10_param_grad {
+                v.iter_mut().for_each(|x| *x = None);
+            }
+            assert_eq!(all, inputs_only, "{placement} {memory:?}");
+        }
+    }
+}
