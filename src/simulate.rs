@@ -4,6 +4,7 @@
 //! seed is computed by one thread from its own random streams and the summaries are formed
 //! in seed order, so results are identical for any thread count.
 
+use crate::block::Grads;
 use crate::config::{ModelConfig, Precision, RawConfig, SimConfig};
 use crate::ffn::Activation;
 use crate::metrics::{Recorder, SeedRecord};
@@ -198,13 +199,19 @@ pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
 /// [`run_seed`], drawing the weights on a second thread when `prefetch` (see
 /// [`stack::run_prefetched`]); the record is the same.
 pub fn run_seed_with(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
+    run_seed_grads(cfg, seed, prefetch, Grads::All)
+}
+
+/// [`run_seed_with`] computing only the gradients `grads` asks for (see
+/// [`stack::run_with`]).
+pub fn run_seed_grads(cfg: &SimConfig, seed: usize, prefetch: bool, grads: Grads) -> SeedRecord {
     match cfg.precision {
-        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch),
-        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch),
+        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch, grads),
+        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch, grads),
     }
 }
 
-fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
+fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool, grads: Grads) -> SeedRecord {
     profile::timed(Phase::Seed, || {
         let m = &cfg.model;
         let mut rec = Recorder::new(m.depth, &weight_names(m));
@@ -219,9 +226,9 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
         // A kept stack draws every block before computing any, so there is nothing to
         // overlap the draws with.
         let outcome = if prefetch && memory == Memory::Recompute {
-            stack::run_prefetched(m, weights, inputs, obs, memory)
+            stack::run_prefetched_with(m, weights, inputs, obs, memory, grads)
         } else {
-            stack::run(m, weights, inputs, obs, memory)
+            stack::run_with(m, weights, inputs, obs, memory, grads)
         };
         if let Err(d) = outcome {
             rec.record.diverged = Some(d);
@@ -241,6 +248,17 @@ pub fn memory_for(cfg: &SimConfig) -> Memory {
 
 /// Runs every seed of every configuration, calling `progress` after each seed.
 pub fn simulate(cfgs: &[SimConfig], progress: &(dyn Fn() + Sync)) -> Vec<RunResult> {
+    simulate_with(cfgs, progress, Grads::All)
+}
+
+/// [`simulate`] computing only the gradients `grads` asks for: with [`Grads::Inputs`] the
+/// results have no `param_grad` values (`bench` times the workload this way to compare
+/// with implementations that compute only input gradients).
+pub fn simulate_with(
+    cfgs: &[SimConfig],
+    progress: &(dyn Fn() + Sync),
+    grads: Grads,
+) -> Vec<RunResult> {
     let jobs: Vec<(usize, usize)> = cfgs
         .iter()
         .enumerate()
@@ -252,7 +270,7 @@ pub fn simulate(cfgs: &[SimConfig], progress: &(dyn Fn() + Sync)) -> Vec<RunResu
     let records: Vec<SeedRecord> = jobs
         .par_iter()
         .map(|&(c, s)| {
-            let r = run_seed_with(&cfgs[c], s, prefetch);
+            let r = run_seed_grads(&cfgs[c], s, prefetch, grads);
             progress();
             r
         })
