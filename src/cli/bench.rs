@@ -1,7 +1,8 @@
 //! `spannorm bench`.
 
 use super::{pool, usage};
-use crate::bench::{fnv1a, gemm_peak, gemm_rate, peak_rss_bytes, run_flops, GemmPeak};
+use crate::bench::{fnv1a, gemm_peak, gemm_rate, peak_rss_bytes, run_flops_with, GemmPeak};
+use crate::block::Grads;
 use crate::config::{Precision, RawConfig, SimConfig};
 use crate::stack::Memory;
 use crate::{profile, simulate};
@@ -31,6 +32,9 @@ pub enum BenchCase {
     ReferenceF32,
     /// The same in f64.
     ReferenceF64,
+    /// reference-f32 as an external implementation would time it: forward, input
+    /// gradients and metrics, no weight gradients, weights drawn inside the timing.
+    ExternalF32,
     /// post, L = 10 000, d = 128, n = 32, 1 seed, f64.
     DeepPost,
     /// span (α = L^{-1/2}), L = 10 000, d = 128, n = 32, 1 seed, f64.
@@ -49,9 +53,10 @@ pub enum BenchCase {
     DeepPost4096,
 }
 
-const DEFAULT_CASES: [BenchCase; 9] = [
+const DEFAULT_CASES: [BenchCase; 10] = [
     BenchCase::ReferenceF32,
     BenchCase::ReferenceF64,
+    BenchCase::ExternalF32,
     BenchCase::DeepPost,
     BenchCase::DeepSpan,
     BenchCase::DeepPost2500,
@@ -73,7 +78,7 @@ impl BenchCase {
             ..Default::default()
         };
         let one = match self {
-            BenchCase::ReferenceF32 => raw("span", 64, 256, 64, 8, "f32"),
+            BenchCase::ReferenceF32 | BenchCase::ExternalF32 => raw("span", 64, 256, 64, 8, "f32"),
             BenchCase::ReferenceF64 => raw("span", 64, 256, 64, 8, "f64"),
             BenchCase::DeepPost => raw("post", 10_000, 128, 32, 1, "f64"),
             BenchCase::DeepSpan => raw("span", 10_000, 128, 32, 1, "f64"),
@@ -101,6 +106,14 @@ impl BenchCase {
         }
     }
 
+    /// The gradients a case computes.
+    fn grads(self) -> Grads {
+        match self {
+            BenchCase::ExternalF32 => Grads::Inputs,
+            _ => Grads::All,
+        }
+    }
+
     fn name(self) -> String {
         self.to_possible_value()
             .expect("not skipped")
@@ -115,12 +128,12 @@ fn child(case: BenchCase, threads: Option<usize>) -> anyhow::Result<()> {
     let pool = pool(case.threads().or(threads))?;
     profile::enable();
     let start = std::time::Instant::now();
-    let results = pool.install(|| simulate::simulate(&cfgs, &|| {}));
+    let results = pool.install(|| simulate::simulate_with(&cfgs, &|| {}, case.grads()));
     let secs = start.elapsed().as_secs_f64();
     let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = profile::totals();
     // Inside the pool: its thread count can lower the keep budget (see `memory_for`).
-    let (model, executed) = pool.install(|| run_flops(&cfgs));
+    let (model, executed) = pool.install(|| run_flops_with(&cfgs, case.grads()));
     let memory = pool.install(|| memory_modes(&cfgs));
     // 1024² GEMM in the workload's precision, on the same threads, after the workload.
     let peak: GemmPeak = pool.install(|| match cfgs[0].precision {
