@@ -240,3 +240,50 @@ fn inputs_only_gradients_leave_every_other_record_unchanged() {
         }
     }
 }
+
+/// The matrix products behind every result are, element by element, a sequential FMA chain
+/// over `k` in blocks of 256, the blocks added to the output in order: what matrixmultiply's
+/// AVX2 + FMA and AVX-512 kernels both compute (their `k` blocking is the same). So the
+/// products, like the kernels of `simd`, do not depend on which of those two instruction
+/// sets ran them. Checked on the engine's shapes, transposed operands included.
+#[test]
+fn matrix_products_are_sequential_fma_chains() {
+    use ndarray::Array2;
+    use num_traits::Float;
+    use spannorm::rng::Stream;
+
+    fn reference<T: Float>(a: &Array2<T>, b: &Array2<T>) -> Array2<T> {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        Array2::from_shape_fn((m, n), |(i, j)| {
+            let mut c = T::zero();
+            for (block, start) in (0..k).step_by(256).enumerate() {
+                let mut s = T::zero();
+                for p in start..(start + 256).min(k) {
+                    s = a[[i, p]].mul_add(b[[p, j]], s);
+                }
+                c = if block == 0 { s } else { c + s };
+            }
+            c
+        })
+    }
+    fn draw(rows: usize, cols: usize, stream: u64) -> Array2<f64> {
+        let mut v = Vec::new();
+        Stream::new(11, 0, stream).normals::<f64>(&mut v, rows * cols, 1.0);
+        Array2::from_shape_vec((rows, cols), v).unwrap()
+    }
+    if !(is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2")) {
+        return; // matrixmultiply's non-fused kernels round differently, as documented
+    }
+    // X W_1, H W_2 (k = 1024: four blocks), X^T G (transposed operand).
+    for (m, k, n) in [(64, 256, 1024), (64, 1024, 256), (13, 300, 17)] {
+        let a = draw(m, k, 1);
+        let b = draw(k, n, 2);
+        assert_eq!(a.dot(&b), reference(&a, &b), "f64 {m}x{k}x{n}");
+        let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+        assert_eq!(a32.dot(&b32), reference(&a32, &b32), "f32 {m}x{k}x{n}");
+        let at = a.t().to_owned();
+        let t = at.t().dot(&b);
+        assert_eq!(t, reference(&a, &b), "transposed {m}x{k}x{n}");
+    }
+}
