@@ -193,14 +193,20 @@ pub fn backward_with<T: Real>(
         gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
         gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
     }
-    let gx = gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t());
-    let gw = (grads == Grads::All).then(|| AttnWeights {
-        w_q: x.t().dot(&gq),
-        w_k: x.t().dot(&gk),
-        w_v: x.t().dot(&gv),
-        w_o: cache.o.t().dot(&g_out),
-    });
-    (gx, gw)
+    // The input gradient and the weight gradients are independent products: an idle
+    // worker thread (a seed alone on two cores) takes one side; each product is computed
+    // the same way on any thread.
+    rayon::join(
+        || gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t()),
+        || {
+            (grads == Grads::All).then(|| AttnWeights {
+                w_q: x.t().dot(&gq),
+                w_k: x.t().dot(&gk),
+                w_v: x.t().dot(&gv),
+                w_o: cache.o.t().dot(&g_out),
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -238,13 +238,17 @@ pub fn backward_with<T: Real>(
             (Array2::zeros(x.raw_dim()), None)
         }
     };
-    let gx = gx + gh.dot(&w.w_1.t());
-    let gw = all.then(|| FfnWeights {
-        w_1: x.t().dot(&gh),
-        w_2: cache.z.t().dot(&g_out),
-        w_g: gw_g,
-    });
-    (gx, gw)
+    // Input and weight gradients are independent products (see `attention::backward_with`).
+    rayon::join(
+        || gx + gh.dot(&w.w_1.t()),
+        || {
+            all.then(|| FfnWeights {
+                w_1: x.t().dot(&gh),
+                w_2: cache.z.t().dot(&g_out),
+                w_g: gw_g,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
