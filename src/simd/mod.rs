@@ -4,7 +4,7 @@
 //! Each kernel is written once, as plain Rust over fixed blocks of lanes, and run through
 //! [`dispatch`], which compiles it three times (AVX-512, AVX2 + FMA, and the portable
 //! baseline) and picks at run time the widest path the processor supports ([`Isa::active`]).
-//! The only `unsafe` code of the crate is that call, in [`arch`] (`std::arch`'s
+//! The only `unsafe` code of the crate is that call, in `simd::arch` (`std::arch`'s
 //! `#[target_feature]`, no intrinsics). A safe SIMD crate (`pulp`) would do the same
 //! multiversioning behind its own vector types; writing the kernels as ordinary Rust keeps
 //! one definition per kernel, no new dependency, and lets the compiler pick the
