@@ -6,14 +6,16 @@
 //!   (Cody–Waite with a two-part `ln 2`, `|r| ≤ ln 2 / 2`), `e^r` by its Taylor polynomial
 //!   (degree 13 in `f64`, whose first omitted term is below `4 · 10^-18`; degree 7 in
 //!   `f32`, below `5 · 10^-9`), and `2^k` applied in two halves so that subnormal results and
-//!   overflow to infinity come out as from one rounding. Errors: a few ulp (tested).
+//!   overflow to infinity come out as from one rounding. At most 1 ulp from `libm` over a
+//!   million arguments (tested).
 //! - [`ln_unit`]: `ln u` for normal `u > 0`, with fdlibm's reduction `u = 2^k (1 + f)`,
 //!   `√½ ≤ 1 + f < √2`, `s = f / (2 + f)` and its minimax polynomial in `s²` (under 1 ulp
-//!   in fdlibm; tested against `libm::log`).
+//!   in fdlibm; equal to `libm::log` on every one of a million test arguments).
 //! - [`sincos_2pi`]: `sin 2πt`, `cos 2πt` for `t ∈ [0, 1)`: `t = q/4 + f` with
 //!   `|f| ≤ 1/8` (exact), Taylor polynomials of `sin 2πf / f` and `cos 2πf` in `f²`
 //!   (coefficients correctly rounded from 60-digit values; omitted terms below
-//!   `10^-19`), and the quadrant `q` by swaps and sign changes.
+//!   `10^-19`), and the quadrant `q` by swaps and sign changes. At most 2 ulp from `libm`'s
+//!   `sin`, `cos` at `2πf` (whose own argument is rounded).
 //!
 //! Every function is `#[inline(always)]`, for use inside [`super::dispatch`] kernels.
 
@@ -237,20 +239,22 @@ mod tests {
     // moves the error by far more than an ulp).
 
     #[test]
-    fn exp_f64_is_within_2_ulp_of_libm() {
+    fn exp_f64_is_within_1_ulp_of_libm() {
         let mut worst = 0;
         for p in points(1_000_000) {
             // x ∈ [−745, 709]: subnormal results, the whole normal range.
             let x = -745.0 + p * 1454.0;
             worst = worst.max(ulps(exp_f64(x), libm::exp(x)));
         }
-        assert!(worst <= 2, "max {worst} ulp");
+        println!("exp_f64 on [−745, 709]: max {worst} ulp");
+        assert!(worst <= 1, "max {worst} ulp");
         // Softmax's range, densely.
         let mut worst = 0;
         for p in points(1_000_000) {
             let x = -40.0 * p;
             worst = worst.max(ulps(exp_f64(x), libm::exp(x)));
         }
+        println!("exp_f64 on [−40, 0]: max {worst} ulp");
         assert!(worst <= 1, "max {worst} ulp on [−40, 0]");
         assert_eq!(exp_f64(0.0), 1.0);
         assert_eq!(exp_f64(-800.0), 0.0);
@@ -261,13 +265,14 @@ mod tests {
     }
 
     #[test]
-    fn exp_f32_is_within_2_ulp_of_libm() {
+    fn exp_f32_is_within_1_ulp_of_libm() {
         let mut worst = 0;
         for p in points(1_000_000) {
             let x = (-103.0 + p * 191.0) as f32;
             worst = worst.max(ulps32(exp_f32(x), libm::expf(x)));
         }
-        assert!(worst <= 2, "max {worst} ulp");
+        println!("exp_f32 on [−103, 88]: max {worst} ulp");
+        assert!(worst <= 1, "max {worst} ulp");
         assert_eq!(exp_f32(0.0), 1.0);
         assert_eq!(exp_f32(-120.0), 0.0);
         assert_eq!(exp_f32(100.0), f32::INFINITY);
@@ -284,6 +289,7 @@ mod tests {
             let v = 1.0 - p * 1e-3;
             worst = worst.max(ulps(ln_unit(v), libm::log(v)));
         }
+        println!("ln_unit: max {worst} ulp");
         assert!(worst <= 1, "max {worst} ulp");
         assert_eq!(ln_unit(1.0), 0.0);
         assert_eq!(ln_unit(0.5), -std::f64::consts::LN_2);
@@ -308,6 +314,7 @@ mod tests {
             };
             worst = worst.max(ulps(s, ws)).max(ulps(c, wc));
         }
+        println!("sincos_2pi: max {worst} ulp");
         assert!(worst <= 2, "max {worst} ulp");
         assert_eq!(sincos_2pi(0.0), (0.0, 1.0));
         assert_eq!(sincos_2pi(0.25), (1.0, -0.0));
