@@ -234,7 +234,7 @@ mod tests {
     }
 
     // Accuracy against `libm` (a port of musl/fdlibm, itself within 1 ulp), over a million
-    // arguments each: the bounds below are the measured maxima rounded up, so they document
+    // arguments each: the bounds below are the measured maxima, so they document
     // the accuracy and catch any change to a coefficient (one wrong digit in a coefficient
     // moves the error by far more than an ulp).
 
