@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 /// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
 /// of reusing them. Files written before the field existed read as revision 0, which they
 /// are.
-pub const ENGINE: u32 = 0;
+pub const ENGINE: u32 = 1;
 
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;

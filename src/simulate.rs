@@ -4,7 +4,7 @@
 //! seed is computed by one thread from its own random streams and the summaries are formed
 //! in seed order, so results are identical for any thread count.
 
-use crate::block::Probe;
+use crate::block::{Grads, Probe};
 use crate::config::{Precision, SimConfig};
 use crate::cost;
 use crate::error::ConfigError;
@@ -140,9 +140,21 @@ pub fn run_seed_with(
     prefetch: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> SeedRecord {
+    run_seed_grads(cfg, seed, prefetch, progress, Grads::All)
+}
+
+/// [`run_seed_with`] computing only the gradients `grads` asks for (see
+/// [`stack::run_with`]): with [`Grads::Inputs`] the record has no weight-gradient values.
+pub fn run_seed_grads(
+    cfg: &SimConfig,
+    seed: usize,
+    prefetch: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
+) -> SeedRecord {
     match cfg.precision {
-        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch, progress),
-        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch, progress),
+        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch, progress, grads),
+        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch, progress, grads),
     }
 }
 
@@ -151,6 +163,7 @@ fn run_seed_as<T: Real>(
     seed: usize,
     prefetch: bool,
     progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
 ) -> SeedRecord {
     profile::timed(Phase::Seed, || {
         let m = &cfg.model;
@@ -171,9 +184,9 @@ fn run_seed_as<T: Real>(
         // A kept stack draws every block before computing any, so there is nothing to
         // overlap the draws with.
         let outcome = if prefetch && memory == Memory::Recompute {
-            stack::run_prefetched(m, weights, inputs, &mut obs, memory)
+            stack::run_prefetched_with(m, weights, inputs, &mut obs, memory, grads)
         } else {
-            stack::run(m, weights, inputs, &mut obs, memory)
+            stack::run_with(m, weights, inputs, &mut obs, memory, grads)
         };
         // A run that stopped early has no more passes to report.
         progress(passes(cfg).saturating_sub(obs.done));
@@ -205,9 +218,20 @@ pub fn run_jobs<E: Send>(
     progress: &(dyn Fn(u64) + Sync),
     done: &(dyn Fn(usize, usize, SeedRecord) -> Result<(), E> + Sync),
 ) -> Result<(), E> {
+    run_jobs_with(cfgs, jobs, progress, Grads::All, done)
+}
+
+/// [`run_jobs`] computing only the gradients `grads` asks for (see [`run_seed_grads`]).
+pub fn run_jobs_with<E: Send>(
+    cfgs: &[SimConfig],
+    jobs: &[(usize, usize)],
+    progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
+    done: &(dyn Fn(usize, usize, SeedRecord) -> Result<(), E> + Sync),
+) -> Result<(), E> {
     let prefetch = 2 * jobs.len() <= rayon::current_num_threads();
     jobs.par_iter().try_for_each(|&(c, s)| {
-        let rec = run_seed_with(&cfgs[c], s, prefetch, progress);
+        let rec = run_seed_grads(&cfgs[c], s, prefetch, progress, grads);
         done(c, s, rec)
     })
 }
@@ -233,6 +257,12 @@ pub struct Options<'a> {
     /// Called with the number of block passes (forward or backward) just finished; the
     /// total is [`total_passes`] of every seed.
     pub progress: &'a (dyn Fn(u64) + Sync),
+    /// The gradients each seed computes: [`Grads::All`] (the default), or [`Grads::Inputs`],
+    /// which skips the products that form weight gradients. The results then have no
+    /// `log10_param_grad` or `param_grad` entries (`bench` times the workload this way to
+    /// compare with implementations that compute only input gradients); every other value
+    /// is the same, bit for bit.
+    pub grads: Grads,
 }
 
 fn nothing(_: u64) {}
@@ -242,6 +272,7 @@ impl Default for Options<'_> {
         Options {
             per_seed: false,
             progress: &nothing,
+            grads: Grads::All,
         }
     }
 }
@@ -261,7 +292,7 @@ pub fn simulate(cfgs: &[SimConfig], opts: &Options) -> Result<Vec<RunResult>, Co
         *slots[c][s].lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
         Ok(())
     };
-    let Ok(()) = run_jobs(cfgs, &all_jobs(cfgs), opts.progress, &done);
+    let Ok(()) = run_jobs_with(cfgs, &all_jobs(cfgs), opts.progress, opts.grads, &done);
     Ok(cfgs
         .iter()
         .zip(slots)
@@ -274,7 +305,17 @@ pub fn simulate(cfgs: &[SimConfig], opts: &Options) -> Result<Vec<RunResult>, Co
                         .unwrap_or_default()
                 })
                 .collect();
-            summarize(cfg, seeds, opts.per_seed)
+            let mut r = summarize(cfg, seeds, opts.per_seed);
+            if opts.grads == Grads::Inputs {
+                // No weight gradient was formed: no entries, rather than entries that read
+                // as exact zeros.
+                r.blocks.log10_param_grad.clear();
+                r.blocks.param_grad.clear();
+                for s in r.per_seed.iter_mut().flatten() {
+                    s.log10_param_grad.clear();
+                }
+            }
+            r
         })
         .collect())
 }

@@ -13,16 +13,15 @@
 //! upstream gradient, so renormalizing between blocks is exact).
 
 use crate::attention::AttnWeights;
-use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
+use crate::block::{BlockWeights, FfnBlockWeights, Grads, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
 use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
+use crate::simd;
 use ndarray::Array2;
-use ndarray_rand::rand_distr::StandardNormal;
-use ndarray_rand::RandomExt;
 use serde::{Deserialize, Serialize};
 
 /// The random inputs of one seed.
@@ -38,8 +37,8 @@ pub struct Inputs<T> {
 pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
     let (n, d) = (cfg.tokens, cfg.width);
     let mut rng = stream_rng(master, seed, 0);
-    let z: Array2<f64> = Array2::random_using((1, d), StandardNormal, &mut rng);
-    let eps: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
+    let z: Array2<f64> = gaussian(&mut rng, 1, d, 1.0);
+    let eps: Array2<f64> = gaussian(&mut rng, n, d, 1.0);
     let (a, b) = (cfg.rho0.sqrt(), (1.0 - cfg.rho0).sqrt());
     let x0 = (&eps * b + &z * a).mapv(T::of);
     let r = gaussian(&mut rng, n, d, 1.0);
@@ -156,7 +155,7 @@ pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
 }
 
 fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
-    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
+    simd::ops::sum_sq_f64(x.view()).sqrt()
 }
 
 /// What is wrong with a block output, if anything: a non-finite entry, or an `f64` second
@@ -189,6 +188,24 @@ pub fn run<T: Real, W, O>(
     inputs: Inputs<T>,
     obs: &mut O,
     memory: Memory,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T>,
+    O: Observer<T>,
+{
+    run_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run`] computing the gradients `grads` asks for: with [`Grads::Inputs`] no weight
+/// gradient is formed and [`Observer::param_grads`] is never called; everything else the
+/// observer sees is the same, bit for bit.
+pub fn run_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T>,
@@ -244,7 +261,7 @@ where
     // Loss ℓ = Σ R ⊙ Y / sqrt(n d), Y = N(X_L) or X_L.
     let x_last = xs.pop().expect("depth + 1 boundaries");
     let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
-    let g_y = r.mapv(|v| v * c);
+    let g_y = simd::ops::scaled(r.view(), c);
     let mut g = if cfg.placement.output_norm() {
         let (y, cache) = norm::forward(cfg.norm, x_last.view(), T::one());
         obs.loss(dot(&r, &y) * c.f64());
@@ -269,8 +286,7 @@ where
                 },
             });
         }
-        let inv = T::of(1.0 / n);
-        g.mapv_inplace(|v| v * inv);
+        simd::ops::scale_in_place(g, T::of(1.0 / n));
         log10_scale += n.log10();
         obs.gradient(l, g, log10_scale);
         Ok(log10_scale)
@@ -279,14 +295,16 @@ where
     for l in (1..=depth).rev() {
         let x_in = xs.pop().expect("one boundary per block");
         let (gx, gw) = match tapes.pop() {
-            Some((tape, out)) => tape.backward(out, g),
+            Some((tape, out)) => tape.backward_with(out, g, grads),
             None => {
                 let w = weights(l);
                 let (tape, out) = forward_block(cfg, &w, x_in, l);
-                tape.backward(out, g)
+                tape.backward_with(out, g, grads)
             }
         };
-        obs.param_grads(l, &gw, scale);
+        if let Some(gw) = gw {
+            obs.param_grads(l, &gw, scale);
+        }
         g = gx;
         scale = normalize(&mut g, l - 1, obs)?;
     }
@@ -306,6 +324,22 @@ pub fn run_prefetched<T: Real, W, O>(
     inputs: Inputs<T>,
     obs: &mut O,
     memory: Memory,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T> + Sync,
+    O: Observer<T>,
+{
+    run_prefetched_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run_prefetched`] computing the gradients `grads` asks for (see [`run_with`]).
+pub fn run_prefetched_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T> + Sync,
@@ -332,7 +366,7 @@ where
             assert_eq!(drawn, l, "blocks requested out of the planned order");
             w
         };
-        run(cfg, next, inputs, obs, memory)
+        run_with(cfg, next, inputs, obs, memory, grads)
     })
 }
 
@@ -371,10 +405,7 @@ fn forward_block<'w, T: Real>(
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
-    a.iter()
-        .zip(b.iter())
-        .map(|(&x, &y)| x.f64() * y.f64())
-        .sum()
+    simd::ops::dot_f64(a.view(), b.view())
 }
 
 /// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.

@@ -465,12 +465,14 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
             "vanished",
         ),
         // q passes 1e154, where squared deviations overflow: the interval is summed scaled.
+        // q grows by about 10^4 per block and leaves f64 near block 78, where the run
+        // diverges in the forward pass.
         (
             &[
                 "--placement",
                 "attn-skip",
                 "--depth",
-                "64",
+                "80",
                 "--width",
                 "32",
                 "--tokens",

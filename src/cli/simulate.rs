@@ -49,6 +49,7 @@ pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let opts = Options {
         per_seed: args.per_seed,
         progress: &|n| bar.inc(n),
+        ..Options::default()
     };
     let results = pool.install(|| simulate::simulate(&cfgs, &opts))?;
     bar.finish();
