@@ -9,10 +9,12 @@
 //! `∂ℓ/∂S = P ⊙ (∂ℓ/∂P − rowsum(P ⊙ ∂ℓ/∂P))`, `∂ℓ/∂Q = ∂ℓ/∂S · K / sqrt(d_h)`,
 //! `∂ℓ/∂K = (∂ℓ/∂S)ᵀ Q / sqrt(d_h)`.
 
+use crate::block::Grads;
 use crate::choice_enum;
 use crate::real::Real;
+use crate::simd::{self, reduce};
 use crate::weight::WeightName;
-use ndarray::{s, Array2, ArrayView2, Axis, Zip};
+use ndarray::{s, Array2, ArrayView2};
 
 choice_enum!(
     /// Attention mask.
@@ -71,20 +73,42 @@ impl<T> AttnCache<T> {
     }
 }
 
-/// Row-wise softmax of `s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
-fn softmax_rows<T: Real>(s: &mut Array2<T>, mask: Mask) {
-    for (i, mut row) in s.axis_iter_mut(Axis(0)).enumerate() {
-        let keep = match mask {
-            Mask::Bidirectional => row.len(),
-            Mask::Causal => i + 1,
-        };
-        let mut live = row.slice_mut(s![..keep]);
-        let max = live.fold(T::neg_infinity(), |m, &v| m.max(v));
-        live.mapv_inplace(|v| (v - max).exp());
-        let z = live.sum();
-        live.mapv_inplace(|v| v / z);
-        row.slice_mut(s![keep..]).fill(T::zero());
+/// Row-wise softmax of `c · s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
+/// `e^x` is [`Real::exp_poly`] and the row sum runs in the lane order of
+/// [`crate::simd::reduce`], so every dispatch path gives the same bits.
+fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
+    let n = s.ncols();
+    if n == 0 {
+        return;
     }
+    let rows = s
+        .as_slice_mut()
+        .expect("a fresh product is in standard layout");
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            for (i, row) in rows.chunks_exact_mut(n).enumerate() {
+                let keep = match mask {
+                    Mask::Bidirectional => n,
+                    Mask::Causal => i + 1,
+                };
+                let (live, masked) = row.split_at_mut(keep);
+                let mut max = T::neg_infinity();
+                for v in live.iter_mut() {
+                    *v *= c;
+                    max = max.max(*v);
+                }
+                for v in live.iter_mut() {
+                    *v = (*v - max).exp_poly();
+                }
+                let z = reduce::sum(live);
+                for v in live.iter_mut() {
+                    *v /= z;
+                }
+                masked.fill(T::zero());
+            }
+        },
+    );
 }
 
 /// `A(X)` and its cache.
@@ -105,13 +129,36 @@ pub fn forward<T: Real>(
     for h in 0..heads {
         let cols = s![.., h * dh..(h + 1) * dh];
         let mut sc = q.slice(cols).dot(&k.slice(cols).t());
-        sc.mapv_inplace(|v| v * inv);
-        softmax_rows(&mut sc, mask);
+        softmax_rows(&mut sc, inv, mask);
         o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
         p.push(sc);
     }
     let out = o.dot(&w.w_o);
     (out, AttnCache { q, k, v, p, o })
+}
+
+/// `G_S ← c · P ⊙ (G_P − rowsum(P ⊙ G_P))` in place, from `G_P` in `gs` (row sums in the lane
+/// order of [`crate::simd::reduce`]).
+fn softmax_backward_rows<T: Real>(gs: &mut Array2<T>, p: &Array2<T>, c: T) {
+    let n = gs.ncols();
+    if n == 0 {
+        return;
+    }
+    let g = gs
+        .as_slice_mut()
+        .expect("a fresh product is in standard layout");
+    let p = p.as_slice().expect("softmax output is in standard layout");
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            for (gp, pr) in g.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
+                let dot = reduce::dot(gp, pr);
+                for (g, &pv) in gp.iter_mut().zip(pr) {
+                    *g = pv * (*g - dot) * c;
+                }
+            }
+        },
+    );
 }
 
 /// `∂ℓ/∂X` and the weight gradients, from `∂ℓ/∂A(X)`.
@@ -122,11 +169,23 @@ pub fn backward<T: Real>(
     g_out: ArrayView2<T>,
     heads: usize,
 ) -> (Array2<T>, AttnWeights<T>) {
+    let (gx, gw) = backward_with(w, cache, x, g_out, heads, Grads::All);
+    (gx, gw.expect("weight gradients requested"))
+}
+
+/// `∂ℓ/∂X`, and the weight gradients when `grads` asks for them.
+pub fn backward_with<T: Real>(
+    w: &AttnWeights<T>,
+    cache: &AttnCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    heads: usize,
+    grads: Grads,
+) -> (Array2<T>, Option<AttnWeights<T>>) {
     let (n, d) = x.dim();
     let dh = d / heads;
     let inv = T::of(1.0 / (dh as f64).sqrt());
     let g_o = g_out.dot(&w.w_o.t());
-    let gw_o = cache.o.t().dot(&g_out);
     let mut gq = Array2::zeros((n, d));
     let mut gk = Array2::zeros((n, d));
     let mut gv = Array2::zeros((n, d));
@@ -135,26 +194,24 @@ pub fn backward<T: Real>(
         let g_oh = g_o.slice(cols);
         let mut gs = g_oh.dot(&cache.v.slice(cols).t());
         gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
-        Zip::from(gs.rows_mut())
-            .and(p.rows())
-            .for_each(|mut gp, pr| {
-                let dot = gp.iter().zip(pr.iter()).map(|(&a, &b)| a * b).sum::<T>();
-                Zip::from(&mut gp)
-                    .and(&pr)
-                    .for_each(|g, &pv| *g = pv * (*g - dot));
-            });
-        gs.mapv_inplace(|v| v * inv);
+        softmax_backward_rows(&mut gs, p, inv);
         gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
         gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
     }
-    let gx = gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t());
-    let grads = AttnWeights {
-        w_q: x.t().dot(&gq),
-        w_k: x.t().dot(&gk),
-        w_v: x.t().dot(&gv),
-        w_o: gw_o,
-    };
-    (gx, grads)
+    // The input gradient and the weight gradients are independent products: an idle
+    // worker thread (a seed alone on two cores) takes one side; each product is computed
+    // the same way on any thread.
+    rayon::join(
+        || gq.dot(&w.w_q.t()) + gk.dot(&w.w_k.t()) + gv.dot(&w.w_v.t()),
+        || {
+            (grads == Grads::All).then(|| AttnWeights {
+                w_q: x.t().dot(&gq),
+                w_k: x.t().dot(&gk),
+                w_v: x.t().dot(&gv),
+                w_o: cache.o.t().dot(&g_out),
+            })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -175,10 +232,12 @@ mod tests {
         };
         w.w_q.fill(0.0);
         let (_, c) = forward(&w, x.view(), 2, Mask::Bidirectional);
+        assert_eq!(c.probs().len(), 2, "one attention matrix per head");
         for p in c.probs() {
             assert!(p.iter().all(|&v| v == 1.0 / n as f64));
         }
         let (_, c) = forward(&w, x.view(), 2, Mask::Causal);
+        assert_eq!(c.probs().len(), 2);
         for p in c.probs() {
             for i in 0..n {
                 for j in 0..n {

@@ -1,12 +1,14 @@
 //! Benchmark workloads, GEMM rates, peak memory, and one typed line per measured case.
 //!
-//! FLOPs come from [`crate::cost`]'s analytic count. [`gemm_peak`] times the engine's own
+//! FLOPs come from [`crate::cost`]'s analytic count (for [`Case::ExternalF32`], the count
+//! without weight gradients). [`gemm_peak`] times the engine's own
 //! GEMM backend (ndarray's `general_mat_mul`, i.e. `matrixmultiply`, single-threaded per
 //! call) on a `1024 × 1024` product, one product per worker thread at once, so a workload's
 //! GFLOP/s can be divided by the peak of the same process, precision and thread count.
 //! [`measure`] runs one [`Case`] in the current process; `spannorm bench` runs each case in
 //! a process of its own (so peak memory is the case's own) and reads back its [`Line`].
 
+use crate::block::Grads;
 use crate::choice_enum;
 use crate::config::{Precision, SimConfig};
 use crate::cost::{self, Memory};
@@ -26,6 +28,9 @@ choice_enum!(
         ReferenceF32 => "reference-f32",
         /// The same in f64.
         ReferenceF64 => "reference-f64",
+        /// reference-f32 as an external implementation would time it: forward, input
+        /// gradients and metrics, no weight gradients, weights drawn inside the timing.
+        ExternalF32 => "external-f32",
         /// post, L = 10 000, d = 128, n = 32, 1 seed, f64.
         DeepPost => "deep-post",
         /// span (α = L^{-1/2}), L = 10 000, d = 128, n = 32, 1 seed, f64.
@@ -47,9 +52,10 @@ choice_enum!(
 
 impl Case {
     /// The cases `bench` runs when none is named (all but `deep-post4096`).
-    pub const DEFAULT: [Case; 9] = [
+    pub const DEFAULT: [Case; 10] = [
         Case::ReferenceF32,
         Case::ReferenceF64,
+        Case::ExternalF32,
         Case::DeepPost,
         Case::DeepSpan,
         Case::DeepPost2500,
@@ -72,7 +78,7 @@ impl Case {
                     .precision(if f32 { Precision::F32 } else { Precision::F64 })
             };
         let raw = match self {
-            Case::ReferenceF32 => one(Placement::Span, 64, 256, 64, 8, true),
+            Case::ReferenceF32 | Case::ExternalF32 => one(Placement::Span, 64, 256, 64, 8, true),
             Case::ReferenceF64 => one(Placement::Span, 64, 256, 64, 8, false),
             Case::DeepPost => one(Placement::Post, 10_000, 128, 32, 1, false),
             Case::DeepSpan => one(Placement::Span, 10_000, 128, 32, 1, false),
@@ -101,6 +107,15 @@ impl Case {
             Case::Sweep1t => Some(1),
             Case::Sweep2t => Some(2),
             _ => None,
+        }
+    }
+
+    /// The gradients a case computes: [`Grads::Inputs`] for `external-f32`, every gradient
+    /// otherwise.
+    pub fn grads(self) -> Grads {
+        match self {
+            Case::ExternalF32 => Grads::Inputs,
+            _ => Grads::All,
         }
     }
 }
@@ -142,8 +157,13 @@ pub struct Line {
 
 /// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
 pub fn run_flops(cfgs: &[SimConfig]) -> (f64, f64) {
+    run_flops_with(cfgs, Grads::All)
+}
+
+/// [`run_flops`] of runs computing the gradients `grads` asks for.
+pub fn run_flops_with(cfgs: &[SimConfig], grads: Grads) -> (f64, f64) {
     cfgs.iter().fold((0.0, 0.0), |(m, e), c| {
-        let (sm, se) = cost::seed_flops(c.model(), simulate::memory_for(c));
+        let (sm, se) = cost::seed_flops_with(c.model(), simulate::memory_for(c), grads);
         let s = c.seeds() as f64;
         (m + s * sm, e + s * se)
     })
@@ -218,11 +238,15 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
     let cfgs = case.configs()?;
     crate::profile::enable();
     let start = Instant::now();
-    let results = simulate::simulate(&cfgs, &Options::default())?;
+    let opts = Options {
+        grads: case.grads(),
+        ..Options::default()
+    };
+    let results = simulate::simulate(&cfgs, &opts)?;
     let secs = start.elapsed().as_secs_f64();
     let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = crate::profile::totals();
-    let (model, executed) = run_flops(&cfgs);
+    let (model, executed) = run_flops_with(&cfgs, case.grads());
     // 1024² GEMM in the workload's precision, on the same threads, after the workload.
     let precision = cfgs.first().map_or(Precision::F64, |c| c.precision());
     let peak = match precision {
@@ -273,6 +297,12 @@ mod tests {
         }
         assert_eq!(Case::Sweep1t.configs().unwrap().len(), 33);
         assert_eq!(Case::Sweep2t.threads(), Some(2));
+        assert_eq!(
+            Case::ExternalF32.configs().unwrap(),
+            Case::ReferenceF32.configs().unwrap()
+        );
+        assert_eq!(Case::ExternalF32.grads(), Grads::Inputs);
+        assert_eq!(Case::ReferenceF32.grads(), Grads::All);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::moe::{self, MoeCache, MoeWeights};
 use crate::norm::{self, second_moment, Norm, NormCache};
 use crate::normop::{self, NormKind, NormOpCache};
 use crate::real::Real;
+use crate::simd;
 use crate::sublayer::{self, AttnOptCache, AttnOptions, FfnOptCache, FfnOptions};
 use crate::weight::WeightName;
 use ndarray::Array2;
@@ -98,58 +99,32 @@ impl<T: Real> BlockWeights<T> {
 
     /// Frobenius norm of each named weight (for gradients: `‖∂ℓ/∂W‖_F`), in `f64`.
     ///
-    /// Each sum of squares runs in the matrices' logical order, one term after another.
-    /// Weights that are one contiguous matrix of equal size (`W_q, W_k, W_v, W_o`; `W_1,
-    /// W_2`) are summed side by side in one loop, each sum still in its own order, so the
-    /// values are those of the one-at-a-time sums while the processor overlaps their
-    /// additions.
+    /// Each matrix's sum of squares runs in the lane order of [`crate::simd::reduce`] over
+    /// its logical order; the experts of a mixture are summed in order.
     pub fn frobenius(&self) -> Vec<(WeightName, f64)> {
-        let named = self.named();
-        let mut sums = vec![f64::NAN; named.len()];
-        let mut lockstep: Vec<(usize, &[T])> = Vec::new();
-        for (i, (_, ms)) in named.iter().enumerate() {
-            match ms.as_slice() {
-                [m] if m.is_standard_layout() => {
-                    lockstep.push((i, m.as_slice().expect("standard layout")));
-                }
-                _ => {
-                    sums[i] = ms
-                        .iter()
-                        .flat_map(|m| m.iter())
-                        .fold(0.0, |acc, &v| acc + v.f64() * v.f64());
-                }
-            }
-        }
-        lockstep.sort_by_key(|&(i, s)| (s.len(), i));
-        for group in lockstep.chunk_by(|a, b| a.1.len() == b.1.len()) {
-            for four in group.chunks(4) {
-                let slices: [&[T]; 4] = std::array::from_fn(|j| four[j.min(four.len() - 1)].1);
-                let acc = sums_of_squares4(slices);
-                for (j, &(i, _)) in four.iter().enumerate() {
-                    sums[i] = acc[j];
-                }
-            }
-        }
-        named
-            .iter()
-            .zip(sums)
-            .map(|((n, _), s)| (*n, s.sqrt()))
+        self.named()
+            .into_iter()
+            .map(|(name, ms)| {
+                let sum: f64 = ms
+                    .iter()
+                    .map(|m| simd::ops::sum_sq_f64(m.view()))
+                    .fold(0.0, |acc, v| acc + v);
+                (name, sum.sqrt())
+            })
             .collect()
     }
 }
 
-/// `Σ x²` of four equal-length slices, each summed in order from 0 (as a serial fold).
-fn sums_of_squares4<T: Real>(s: [&[T]; 4]) -> [f64; 4] {
-    let n = s[0].len();
-    let (a, b, c, d) = (&s[0][..n], &s[1][..n], &s[2][..n], &s[3][..n]);
-    let mut acc = [0.0f64; 4];
-    for k in 0..n {
-        acc[0] += a[k].f64() * a[k].f64();
-        acc[1] += b[k].f64() * b[k].f64();
-        acc[2] += c[k].f64() * c[k].f64();
-        acc[3] += d[k].f64() * d[k].f64();
-    }
-    acc
+/// Which gradients a backward pass computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grads {
+    /// `∂ℓ/∂X` and every weight gradient (what the `param_grad` metrics need).
+    #[default]
+    All,
+    /// `∂ℓ/∂X` only: the products that give weight gradients (a third of a block's backward
+    /// FLOPs in dense blocks) are skipped, as a framework skips them for inputs-only
+    /// gradients. Used by `bench` to compare with external implementations.
+    Inputs,
 }
 
 /// The model settings a block's sublayers need.
@@ -242,6 +217,17 @@ impl<'w, T: Real> Tape<'w, T> {
 
     /// `∂ℓ/∂x` for the tape's input and every weight gradient, from `∂ℓ/∂out`.
     pub fn backward(&self, out: Node, g_out: Array2<T>) -> (Array2<T>, BlockWeights<T>) {
+        let (gx, gw) = self.backward_with(out, g_out, Grads::All);
+        (gx, gw.expect("weight gradients requested"))
+    }
+
+    /// `∂ℓ/∂x` for the tape's input, and the weight gradients when `grads` asks for them.
+    pub fn backward_with(
+        &self,
+        out: Node,
+        g_out: Array2<T>,
+        grads_wanted: Grads,
+    ) -> (Array2<T>, Option<BlockWeights<T>>) {
         let mut grads: Vec<Option<Array2<T>>> = vec![None; self.vals.len()];
         grads[out] = Some(g_out);
         let mut g_attn = None;
@@ -258,15 +244,16 @@ impl<'w, T: Real> Tape<'w, T> {
                     accumulate(&mut grads[*x], gx);
                 }
                 Op::Attn { x, cache } => {
-                    let (gx, gw) = attention::backward(
+                    let (gx, gw) = attention::backward_with(
                         &self.w.attn,
                         cache,
                         self.vals[*x].view(),
                         g.view(),
                         self.sub.heads,
+                        grads_wanted,
                     );
                     accumulate(&mut grads[*x], gx);
-                    g_attn = Some(gw);
+                    g_attn = gw;
                 }
                 Op::AttnOpts { x, cache } => {
                     let (gx, gw) = sublayer::attn_backward(
@@ -297,23 +284,34 @@ impl<'w, T: Real> Tape<'w, T> {
                     let Some(FfnBlockWeights::Dense(f)) = &self.w.ffn else {
                         unreachable!("dense op recorded with dense weights")
                     };
-                    let (gx, gw) =
-                        ffn::backward(f, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    let (gx, gw) = ffn::backward_with(
+                        f,
+                        self.sub.act,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        grads_wanted,
+                    );
                     accumulate(&mut grads[*x], gx);
-                    g_ffn = Some(FfnBlockWeights::Dense(gw));
+                    g_ffn = gw.map(FfnBlockWeights::Dense);
                 }
                 Op::Moe { x, cache } => {
                     let Some(FfnBlockWeights::Moe(m)) = &self.w.ffn else {
                         unreachable!("mixture op recorded with mixture weights")
                     };
-                    let (gx, gw) =
-                        moe::backward(m, self.sub.act, cache, self.vals[*x].view(), g.view());
+                    let (gx, gw) = moe::backward_with(
+                        m,
+                        self.sub.act,
+                        cache,
+                        self.vals[*x].view(),
+                        g.view(),
+                        grads_wanted,
+                    );
                     accumulate(&mut grads[*x], gx);
-                    g_ffn = Some(FfnBlockWeights::Moe(gw));
+                    g_ffn = gw.map(FfnBlockWeights::Moe);
                 }
                 Op::Scale { x, c } => {
-                    let c = *c;
-                    accumulate(&mut grads[*x], g.mapv(|v| v * c));
+                    accumulate(&mut grads[*x], simd::ops::scaled(g.view(), *c));
                 }
                 Op::Add { xs } => {
                     for &x in xs {
@@ -325,6 +323,9 @@ impl<'w, T: Real> Tape<'w, T> {
         let gx = grads[0]
             .take()
             .unwrap_or_else(|| Array2::zeros(self.vals[0].raw_dim()));
+        if grads_wanted == Grads::Inputs {
+            return (gx, None);
+        }
         let zero_like = |m: &Array2<T>| Array2::zeros(m.raw_dim());
         let attn = g_attn.unwrap_or_else(|| AttnWeights {
             w_q: zero_like(&self.w.attn.w_q),
@@ -341,7 +342,7 @@ impl<'w, T: Real> Tape<'w, T> {
                 experts: m.experts.iter().map(|e| e.zeros_like()).collect(),
             })),
         };
-        (gx, BlockWeights { attn, ffn })
+        (gx, Some(BlockWeights { attn, ffn }))
     }
 }
 
@@ -491,7 +492,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
             return x;
         }
         let c = T::of(c);
-        let y = self.vals[x].mapv(|v| v * c);
+        let y = simd::ops::scaled(self.vals[x].view(), c);
         self.push(Op::Scale { x, c }, y)
     }
 
@@ -499,7 +500,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
     fn add(&mut self, xs: &[Node]) -> Node {
         let mut y = self.vals[xs[0]].clone();
         for &x in &xs[1..] {
-            y += &self.vals[x];
+            simd::ops::add_assign(&mut y, &self.vals[x]);
         }
         self.push(Op::Add { xs: xs.to_vec() }, y)
     }
@@ -507,7 +508,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
 
 fn accumulate<T: Real>(slot: &mut Option<Array2<T>>, g: Array2<T>) {
     match slot {
-        Some(acc) => *acc += &g,
+        Some(acc) => simd::ops::add_assign(acc, &g),
         None => *slot = Some(g),
     }
 }
@@ -535,11 +536,20 @@ mod tests {
         block_weights(&m, 5, 0, 1)
     }
 
+    /// `Σ x²` in the documented lane order, one element at a time.
+    fn lane_sum(values: impl Iterator<Item = f64>) -> f64 {
+        let mut acc = [0.0f64; crate::simd::WIDE];
+        for (i, v) in values.enumerate() {
+            acc[i % crate::simd::WIDE] += v * v;
+        }
+        crate::simd::reduce::fold(acc)
+    }
+
     #[test]
-    fn lockstep_norms_equal_one_at_a_time_sums() {
+    fn weight_norms_follow_the_lane_order_on_every_path() {
         let mut transposed = weights("span", "relu", None);
-        // Standard layout with other values, and (w_v) a column-major matrix, summed by the
-        // one-at-a-time fallback.
+        // Standard layout with other values, and (w_v) a column-major matrix, summed row by
+        // row.
         transposed.attn.w_k = transposed.attn.w_k.t().as_standard_layout().into_owned();
         transposed.attn.w_v = transposed.attn.w_v.clone().reversed_axes();
         for w in [
@@ -549,14 +559,32 @@ mod tests {
             weights("post", "gelu", Some(4)),
             transposed,
         ] {
-            for ((name, ms), (name2, norm)) in w.named().into_iter().zip(w.frobenius()) {
-                assert_eq!(name, name2);
-                let serial: f64 = ms
-                    .iter()
-                    .flat_map(|m| m.iter())
-                    .map(|&v| f64::from(v) * f64::from(v))
-                    .sum();
-                assert_eq!(serial.sqrt().to_bits(), norm.to_bits(), "{name}");
+            let want: Vec<(crate::weight::WeightName, f64)> = w
+                .named()
+                .into_iter()
+                .map(|(name, ms)| {
+                    let sum = ms
+                        .iter()
+                        .map(|m| {
+                            if m.is_standard_layout() {
+                                lane_sum(m.iter().map(|&v| f64::from(v)))
+                            } else {
+                                m.rows()
+                                    .into_iter()
+                                    .map(|r| lane_sum(r.iter().map(|&v| f64::from(v))))
+                                    .fold(0.0, |a, v| a + v)
+                            }
+                        })
+                        .fold(0.0, |a, v| a + v);
+                    (name, sum.sqrt())
+                })
+                .collect();
+            for isa in crate::simd::Isa::supported_all() {
+                let got = crate::simd::with_isa(isa, || w.frobenius());
+                for ((name, a), (name2, b)) in want.iter().zip(&got) {
+                    assert_eq!(name, name2);
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name} on {isa:?}");
+                }
             }
         }
     }

@@ -634,7 +634,8 @@ impl RawConfig {
         let mut de = serde_json::Deserializer::from_str(text);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = crate::error::cut(&e.into_inner().to_string());
+            let inner =
+                crate::error::cut_to(&e.into_inner().to_string(), crate::error::MAX_MESSAGE);
             let reason = if path == "." {
                 inner
             } else {

@@ -15,11 +15,17 @@
 //! - backward is twice the forward (gradients with respect to inputs and weights);
 //! - metrics per boundary: the Gram matrix `2 n² d` and its eigenvalues `≈ (4/3) n³`.
 //!
-//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`. A stack too
-//! large to keep its weights and intermediates ([`Memory::Recompute`]) recomputes each
-//! block's forward pass during the backward pass; `executed_flops` adds those
-//! `L (F_A + F_F)` per seed for such stacks.
+//! `model_flops = seeds · (L · 3 (F_A + F_F) + (L + 1)(2 n² d + 4 n³ / 3))`.
+//!
+//! Without weight gradients ([`Grads::Inputs`], the `external-f32` bench case) the backward
+//! pass is `B_A = 8 n d² + 8 n² d` (the input products of `W_o, W_q, W_k, W_v` and the four
+//! score products per head) plus `B_F = F_F` (one input product per weight matrix, the
+//! router's included), so a block costs `F_A + F_F + B_A + B_F`. A stack too large to keep
+//! its weights and intermediates ([`Memory::Recompute`]) recomputes each block's forward
+//! pass during the backward pass; `executed_flops` adds those `L (F_A + F_F)` per seed for
+//! such stacks.
 
+use crate::block::Grads;
 use crate::config::{ModelConfig, SimConfig};
 use crate::error::ConfigError;
 use crate::ffn::Activation;
@@ -122,6 +128,14 @@ pub fn block_forward_flops(m: &ModelConfig) -> f64 {
     attn + ffn
 }
 
+/// FLOPs of one block's backward pass when it forms `∂ℓ/∂X` only (see the module docs).
+pub fn block_input_backward_flops(m: &ModelConfig) -> f64 {
+    let (n, d) = (m.tokens as f64, m.width as f64);
+    let attn_forward = 8.0 * n * d * d + 4.0 * n * n * d;
+    let attn = 8.0 * n * d * d + 8.0 * n * n * d;
+    attn + block_forward_flops(m) - attn_forward
+}
+
 /// FLOPs of the metrics at one boundary.
 pub fn boundary_metric_flops(m: &ModelConfig) -> f64 {
     let (n, d) = (m.tokens as f64, m.width as f64);
@@ -130,14 +144,24 @@ pub fn boundary_metric_flops(m: &ModelConfig) -> f64 {
 
 /// `(model_flops, executed_flops)` of one seed run with `memory`; see the module docs.
 pub fn seed_flops(m: &ModelConfig, memory: Memory) -> (f64, f64) {
+    seed_flops_with(m, memory, Grads::All)
+}
+
+/// [`seed_flops`] of a run computing the gradients `grads` asks for.
+pub fn seed_flops_with(m: &ModelConfig, memory: Memory, grads: Grads) -> (f64, f64) {
     let l = m.depth as f64;
     let f = block_forward_flops(m);
-    let metrics = (l + 1.0) * boundary_metric_flops(m);
-    let passes = match memory {
-        Memory::Keep => 3.0,
-        Memory::Recompute => 4.0,
+    let backward = match grads {
+        Grads::All => 2.0 * f,
+        Grads::Inputs => block_input_backward_flops(m),
     };
-    (l * 3.0 * f + metrics, l * passes * f + metrics)
+    let metrics = (l + 1.0) * boundary_metric_flops(m);
+    let recomputed = match memory {
+        Memory::Keep => 0.0,
+        Memory::Recompute => f,
+    };
+    let model = l * (f + backward) + metrics;
+    (model, model + l * recomputed)
 }
 
 #[cfg(test)]
@@ -159,6 +183,19 @@ mod tests {
         assert_eq!(exec - model, 64.0 * want);
         assert_eq!(seed_flops(m, Memory::Keep).0, seed_flops(m, Memory::Keep).1);
         assert_eq!(params_per_block(m), 4.0 * 65536.0 + 2.0 * 256.0 * 1024.0);
+        // Without weight gradients: 8·64·256² + 8·64²·256 for attention, the feed-forward
+        // input products as in the forward pass.
+        let backward = 33_554_432.0 + 8_388_608.0 + 67_108_864.0;
+        assert_eq!(block_input_backward_flops(m), backward);
+        let (kept, _) = seed_flops(m, Memory::Keep);
+        let (inputs_only, _) = seed_flops_with(m, Memory::Keep, Grads::Inputs);
+        // Both totals hold the metrics' 4n³/3 terms, which are not integers: the difference
+        // is exact up to a few roundings of the 6.6e9 totals, ε · 6.6e9 ≈ 1.5e-6 each.
+        let skipped = m.depth as f64 * (2.0 * want - backward);
+        assert!(
+            (kept - inputs_only - skipped).abs() < 1e-5,
+            "{kept} {inputs_only}"
+        );
     }
 
     #[test]

@@ -8,11 +8,20 @@ pub const MAX_ECHO: usize = 60;
 /// `s` as it may appear in a message: at most [`MAX_ECHO`] characters, then `…` and the
 /// length, so a huge value (a 10 MB string in a config file) does not become a huge error.
 pub fn cut(s: &str) -> String {
+    cut_to(s, MAX_ECHO)
+}
+
+/// The most characters of a message from another library (which may quote the user's
+/// value) that an error repeats.
+pub const MAX_MESSAGE: usize = 400;
+
+/// `s` cut to at most `max` characters, then `…` and the length.
+pub fn cut_to(s: &str, max: usize) -> String {
     let n = s.chars().count();
-    if n <= MAX_ECHO {
+    if n <= max {
         s.to_string()
     } else {
-        let head: String = s.chars().take(MAX_ECHO).collect();
+        let head: String = s.chars().take(max).collect();
         format!("{head}… ({n} characters)")
     }
 }

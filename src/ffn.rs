@@ -7,10 +7,12 @@
 //!
 //! Default `d_ff`: `4d`, and for `swiglu` `8d/3` rounded to the nearest multiple of 8.
 
+use crate::block::Grads;
 use crate::choice_enum;
 use crate::real::Real;
+use crate::simd;
 use crate::weight::WeightName;
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 
 choice_enum!(
     /// Feed-forward nonlinearity `φ`.
@@ -38,6 +40,10 @@ impl Activation {
 }
 
 /// `φ(u)` for the non-gated activations, and `silu` for the gate of `swiglu`.
+///
+/// `e^x` is [`Real::exp_poly`] (the same bits on every processor); `gelu`'s `erf` is
+/// `libm`'s (portable Rust, so also the same everywhere, but not vectorized).
+#[inline(always)]
 fn act<T: Real>(a: Activation, u: T) -> T {
     match a {
         Activation::Relu => u.max(T::zero()),
@@ -47,6 +53,7 @@ fn act<T: Real>(a: Activation, u: T) -> T {
 }
 
 /// `φ'(u)`, matching [`act`].
+#[inline(always)]
 fn act_grad<T: Real>(a: Activation, u: T) -> T {
     match a {
         Activation::Relu => {
@@ -57,8 +64,8 @@ fn act_grad<T: Real>(a: Activation, u: T) -> T {
             }
         }
         Activation::Gelu => {
-            let pdf =
-                (-(u * u) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+            let pdf = (-(u * u) * T::of(0.5)).exp_poly()
+                * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
             normal_cdf(u) + u * pdf
         }
         Activation::Swiglu => {
@@ -68,12 +75,35 @@ fn act_grad<T: Real>(a: Activation, u: T) -> T {
     }
 }
 
+#[inline(always)]
 fn normal_cdf<T: Real>(u: T) -> T {
     T::of(0.5) * (T::one() + (u * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf())
 }
 
+#[inline(always)]
 fn sigmoid<T: Real>(u: T) -> T {
-    T::one() / (T::one() + (-u).exp())
+    T::one() / (T::one() + (-u).exp_poly())
+}
+
+/// Evaluates `$body` with `$name` a constant equal to the activation `$a`, so that each
+/// activation gets its own loop (no per-element `match`).
+macro_rules! with_act {
+    ($a:expr, $name:ident => $body:expr) => {
+        match $a {
+            Activation::Relu => {
+                const $name: Activation = Activation::Relu;
+                $body
+            }
+            Activation::Gelu => {
+                const $name: Activation = Activation::Gelu;
+                $body
+            }
+            Activation::Swiglu => {
+                const $name: Activation = Activation::Swiglu;
+                $body
+            }
+        }
+    };
 }
 
 /// Weights of one feed-forward network (one expert of a mixture).
@@ -141,12 +171,22 @@ pub fn forward<T: Real>(
         (Some(wg), Activation::Swiglu) => {
             let g = x.dot(wg);
             let mut z = h.clone();
-            Zip::from(&mut z)
-                .and(&g)
-                .for_each(|z, &gv| *z *= act(a, gv));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut z,
+                &g,
+                #[inline(always)]
+                |z, gv| z * act(A, gv),
+            ));
             (z, Some(g))
         }
-        _ => (h.mapv(|u| act(a, u)), None),
+        _ => (
+            with_act!(a, A => simd::ops::map(
+                h.view(),
+                #[inline(always)]
+                |u| act(A, u),
+            )),
+            None,
+        ),
     };
     let out = z.dot(&w.w_2);
     (out, FfnCache { h, gate, z })
@@ -160,35 +200,61 @@ pub fn backward<T: Real>(
     x: ArrayView2<T>,
     g_out: ArrayView2<T>,
 ) -> (Array2<T>, FfnWeights<T>) {
-    let gw_2 = cache.z.t().dot(&g_out);
+    let (gx, gw) = backward_with(w, a, cache, x, g_out, Grads::All);
+    (gx, gw.expect("weight gradients requested"))
+}
+
+/// `∂ℓ/∂X`, and the weight gradients when `grads` asks for them.
+pub fn backward_with<T: Real>(
+    w: &FfnWeights<T>,
+    a: Activation,
+    cache: &FfnCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    grads: Grads,
+) -> (Array2<T>, Option<FfnWeights<T>>) {
+    let all = grads == Grads::All;
     let mut gh = g_out.dot(&w.w_2.t());
     let (gx, gw_g) = match (&w.w_g, &cache.gate) {
         (Some(wg), Some(gate)) => {
             // z = silu(gate) ⊙ h: ∂z/∂h = silu(gate), ∂z/∂gate = h ⊙ silu'(gate).
             let mut gg = gh.clone();
-            Zip::from(&mut gg)
-                .and(&cache.h)
-                .and(gate)
-                .for_each(|g, &hv, &gv| *g *= hv * act_grad(a, gv));
-            Zip::from(&mut gh)
-                .and(gate)
-                .for_each(|g, &gv| *g *= act(a, gv));
-            (gg.dot(&wg.t()), Some(x.t().dot(&gg)))
+            with_act!(a, A => simd::ops::zip3_in_place(
+                &mut gg,
+                &cache.h,
+                gate,
+                #[inline(always)]
+                |g, hv, gv| g * (hv * act_grad(A, gv)),
+            ));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut gh,
+                gate,
+                #[inline(always)]
+                |g, gv| g * act(A, gv),
+            ));
+            (gg.dot(&wg.t()), all.then(|| x.t().dot(&gg)))
         }
         _ => {
-            Zip::from(&mut gh)
-                .and(&cache.h)
-                .for_each(|g, &hv| *g *= act_grad(a, hv));
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut gh,
+                &cache.h,
+                #[inline(always)]
+                |g, hv| g * act_grad(A, hv),
+            ));
             (Array2::zeros(x.raw_dim()), None)
         }
     };
-    let gx = gx + gh.dot(&w.w_1.t());
-    let grads = FfnWeights {
-        w_1: x.t().dot(&gh),
-        w_2: gw_2,
-        w_g: gw_g,
-    };
-    (gx, grads)
+    // Input and weight gradients are independent products (see `attention::backward_with`).
+    rayon::join(
+        || gx + gh.dot(&w.w_1.t()),
+        || {
+            all.then(|| FfnWeights {
+                w_1: x.t().dot(&gh),
+                w_2: cache.z.t().dot(&g_out),
+                w_g: gw_g,
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 use crate::block::{BlockWeights, Probe};
 use crate::real::Real;
+use crate::simd::{self, reduce};
 use crate::stack::{Divergence, Observer, Pass};
 use crate::weight::WeightName;
 use ndarray::{Array2, Axis};
@@ -48,13 +49,29 @@ pub fn boundary<T: Real>(x: &Array2<T>) -> Boundary {
     // The distance from rank one directly, not as a difference of Gram sums: near collapse
     // that difference cancels catastrophically.
     m.rank1_residual = match xf.mean_axis(Axis(0)) {
-        Some(mean) => {
-            let centred: f64 = (&xf - &mean).iter().map(|v| v * v).sum();
-            (centred / gram.diag().sum()).sqrt()
-        }
+        Some(mean) => (centred_sum_sq(&xf, &mean.to_vec()) / gram.diag().sum()).sqrt(),
         None => f64::NAN,
     };
     m
+}
+
+/// `Σ_i ‖x_i − x̄‖²`: each row's sum in the lane order of [`crate::simd::reduce`], rows in
+/// order.
+fn centred_sum_sq(x: &Array2<f64>, mean: &[f64]) -> f64 {
+    let d = mean.len();
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    if d == 0 {
+        return 0.0;
+    }
+    simd::dispatch(
+        #[inline(always)]
+        || {
+            xs.chunks_exact(d)
+                .map(|row| reduce::sum_sq_diff(row, mean))
+                .fold(0.0, |acc, v| acc + v)
+        },
+    )
 }
 
 /// The measures of a matrix with `d` columns whose Gram matrix `X Xᵀ` is `gram`.
@@ -109,20 +126,30 @@ pub fn from_gram(gram: &Array2<f64>, d: usize) -> Boundary {
     }
 }
 
-/// Mean over tokens of `cos(a_i, b_i)`.
+/// Mean over tokens of `cos(a_i, b_i)` (each token's sums in `f64` in the lane order of
+/// [`crate::simd::reduce`], tokens in order).
 pub fn adjacent_cos<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
-    let n = a.nrows();
-    let mut s = 0.0;
-    for (ra, rb) in a.rows().into_iter().zip(b.rows()) {
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (&u, &v) in ra.iter().zip(rb.iter()) {
-            let (u, v) = (u.f64(), v.f64());
-            ab += u * v;
-            aa += u * u;
-            bb += v * v;
-        }
-        s += ab / (aa.sqrt() * bb.sqrt());
+    assert_eq!(a.dim(), b.dim());
+    let (n, d) = a.dim();
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (xs, ys) = (
+        a.as_slice().expect("standard"),
+        b.as_slice().expect("standard"),
+    );
+    if d == 0 {
+        return f64::NAN;
     }
+    let s = simd::dispatch(
+        #[inline(always)]
+        || {
+            let mut s = 0.0;
+            for (ra, rb) in xs.chunks_exact(d).zip(ys.chunks_exact(d)) {
+                let (ab, aa, bb) = reduce::dot_norms_f64(ra, rb);
+                s += ab / (aa.sqrt() * bb.sqrt());
+            }
+            s
+        },
+    );
     s / n as f64
 }
 

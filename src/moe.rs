@@ -9,6 +9,7 @@
 //! Backward: the selection is piecewise constant in `x` and has no derivative; the gates give
 //! `∂ℓ/∂r_e = g_e (δ_e − Σ_j g_j δ_j)` for selected `e`, with `δ_e = ⟨∂ℓ/∂out, F_e(x)⟩`.
 
+use crate::block::Grads;
 use crate::ffn::{self, Activation, FfnCache, FfnWeights};
 use crate::real::Real;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -119,6 +120,19 @@ pub fn backward<T: Real>(
     x: ArrayView2<T>,
     g_out: ArrayView2<T>,
 ) -> (Array2<T>, MoeWeights<T>) {
+    let (gx, gw) = backward_with(w, a, cache, x, g_out, Grads::All);
+    (gx, gw.expect("weight gradients requested"))
+}
+
+/// `∂ℓ/∂X`, and the weight gradients when `grads` asks for them.
+pub fn backward_with<T: Real>(
+    w: &MoeWeights<T>,
+    a: Activation,
+    cache: &MoeCache<T>,
+    x: ArrayView2<T>,
+    g_out: ArrayView2<T>,
+    grads: Grads,
+) -> (Array2<T>, Option<MoeWeights<T>>) {
     let (n, _) = x.dim();
     let k = cache.gates.ncols();
     let mut gx = Array2::zeros(x.raw_dim());
@@ -132,7 +146,7 @@ pub fn backward<T: Real>(
             delta[[i, slot]] = go.dot(&r.out.row(row));
             gf.row_mut(row).scaled_add(cache.gates[[i, slot]], &go);
         }
-        let (gxe, ge) = ffn::backward(ew, a, &r.cache, r.x.view(), gf.view());
+        let (gxe, ge) = ffn::backward_with(ew, a, &r.cache, r.x.view(), gf.view(), grads);
         for (row, &(i, _)) in r.tokens.iter().enumerate() {
             gx.row_mut(i).scaled_add(T::one(), &gxe.row(row));
         }
@@ -148,9 +162,12 @@ pub fn backward<T: Real>(
         }
     }
     gx += &g_logits.dot(&w.w_r.t());
-    let grads = MoeWeights {
-        w_r: x.t().dot(&g_logits),
-        experts: expert_grads,
-    };
-    (gx, grads)
+    let gw = expert_grads
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(|experts| MoeWeights {
+            w_r: x.t().dot(&g_logits),
+            experts,
+        });
+    (gx, gw)
 }

@@ -13,7 +13,8 @@
 
 use crate::choice_enum;
 use crate::real::Real;
-use ndarray::{Array1, Array2, ArrayView2, Zip};
+use crate::simd::{self, reduce};
+use ndarray::{Array1, Array2, ArrayView2};
 
 choice_enum!(
     /// Which normalization `N(·)` a stack uses.
@@ -40,62 +41,88 @@ pub struct NormCache<T> {
 }
 
 /// `gain · N(x)` row by row, with the cache for [`backward`].
+///
+/// Row sums run in the lane order of [`crate::simd::reduce`], on every dispatch path alike.
 pub fn forward<T: Real>(norm: Norm, x: ArrayView2<T>, gain: T) -> (Array2<T>, NormCache<T>) {
-    let d = T::of(x.ncols() as f64);
+    let d = x.ncols();
+    let dt = T::of(d as f64);
     let eps = T::of(EPS);
-    let mut y = x.to_owned();
+    let mut y = x.as_standard_layout().into_owned();
     let mut inv_s = Array1::zeros(x.nrows());
-    Zip::from(y.rows_mut())
-        .and(&mut inv_s)
-        .for_each(|mut row, is| {
-            if norm == Norm::Layernorm {
-                let mean = row.sum() / d;
-                row.mapv_inplace(|v| v - mean);
-            }
-            let ms = row.iter().map(|&v| v * v).sum::<T>() / d;
-            // A token whose mean square overflows would be normalized to 0; make it NaN so
-            // the run reports a divergence instead of continuing on a zero signal.
-            let r = if ms.is_finite() {
-                T::one() / (ms + eps).sqrt()
-            } else {
-                T::nan()
-            };
-            row.mapv_inplace(|v| v * r);
-            *is = r;
-        });
+    if d > 0 {
+        let ys = y.as_slice_mut().expect("standard layout");
+        let is = inv_s.as_slice_mut().expect("contiguous");
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (row, r_out) in ys.chunks_exact_mut(d).zip(is.iter_mut()) {
+                    if norm == Norm::Layernorm {
+                        let mean = reduce::sum(row) / dt;
+                        for v in row.iter_mut() {
+                            *v -= mean;
+                        }
+                    }
+                    let ms = reduce::sum_sq(row) / dt;
+                    // A token whose mean square overflows would be normalized to 0; make it
+                    // NaN so the run reports a divergence instead of continuing on a zero
+                    // signal.
+                    let r = if ms.is_finite() {
+                        T::one() / (ms + eps).sqrt()
+                    } else {
+                        T::nan()
+                    };
+                    for v in row.iter_mut() {
+                        *v *= r;
+                    }
+                    *r_out = r;
+                }
+            },
+        );
+    }
     let out = if gain == T::one() {
         y.clone()
     } else {
-        y.mapv(|v| v * gain)
+        simd::ops::scaled(y.view(), gain)
     };
     (out, NormCache { y, inv_s, gain })
 }
 
 /// `∂ℓ/∂x` from `∂ℓ/∂(gain · N(x))`.
 pub fn backward<T: Real>(norm: Norm, cache: &NormCache<T>, g_out: ArrayView2<T>) -> Array2<T> {
-    let d = T::of(cache.y.ncols() as f64);
-    let mut gx = g_out.mapv(|v| v * cache.gain);
-    Zip::from(gx.rows_mut())
-        .and(cache.y.rows())
-        .and(&cache.inv_s)
-        .for_each(|mut g, y, &is| {
-            let gy = g.iter().zip(y.iter()).map(|(&a, &b)| a * b).sum::<T>() / d;
-            let gm = if norm == Norm::Layernorm {
-                g.sum() / d
-            } else {
-                T::zero()
-            };
-            Zip::from(&mut g).and(&y).for_each(|gv, &yv| {
-                *gv = (*gv - gm - yv * gy) * is;
-            });
-        });
+    let d = cache.y.ncols();
+    let dt = T::of(d as f64);
+    let gain = cache.gain;
+    let mut gx = simd::ops::scaled(g_out, gain);
+    let y = cache.y.as_standard_layout();
+    if d > 0 {
+        let gs = gx.as_slice_mut().expect("standard layout");
+        let ys = y.as_slice().expect("standard layout");
+        let is = cache.inv_s.as_slice().expect("contiguous");
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for ((g, yr), &s) in gs.chunks_exact_mut(d).zip(ys.chunks_exact(d)).zip(is) {
+                    let gy = reduce::dot(g, yr) / dt;
+                    let gm = if norm == Norm::Layernorm {
+                        reduce::sum(g) / dt
+                    } else {
+                        T::zero()
+                    };
+                    for (gv, &yv) in g.iter_mut().zip(yr) {
+                        *gv = (*gv - gm - yv * gy) * s;
+                    }
+                }
+            },
+        );
+    }
     gx
 }
 
-/// Second moment `‖X‖_F² / (n d)` of a matrix, accumulated in `f64`.
+/// Second moment `‖X‖_F² / (n d)` of a matrix, accumulated in `f64` (lane order of
+/// [`crate::simd::reduce`]).
 pub fn second_moment<T: Real>(x: ArrayView2<T>) -> f64 {
     let n = x.len().max(1) as f64;
-    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>() / n
+    simd::ops::sum_sq_f64(x) / n
 }
 
 #[cfg(test)]

@@ -32,28 +32,43 @@ pub trait Real:
     fn f64(self) -> f64;
     /// Gauss error function.
     fn erf(self) -> Self;
+    /// `e^x` by the polynomial of [`crate::simd::math`]: the same bits on every processor
+    /// and vectorizable inside [`crate::simd::dispatch`] kernels.
+    fn exp_poly(self) -> Self;
 }
 
 impl Real for f32 {
+    #[inline(always)]
     fn of(x: f64) -> Self {
         x as f32
     }
+    #[inline(always)]
     fn f64(self) -> f64 {
         self as f64
     }
     fn erf(self) -> Self {
         libm::erff(self)
     }
+    #[inline(always)]
+    fn exp_poly(self) -> Self {
+        crate::simd::math::exp_f32(self)
+    }
 }
 
 impl Real for f64 {
+    #[inline(always)]
     fn of(x: f64) -> Self {
         x
     }
+    #[inline(always)]
     fn f64(self) -> f64 {
         self
     }
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    #[inline(always)]
+    fn exp_poly(self) -> Self {
+        crate::simd::math::exp_f64(self)
     }
 }

@@ -1,10 +1,10 @@
 //! Results as text: the JSON document ([`crate::result::Document`]), long-format CSV, and
 //! the compact stdout table.
 
+use crate::choice::Choice;
 use crate::config::Field;
 use crate::error::OutputError;
-use crate::result::{Document, RunResult};
-use crate::summary::Series;
+use crate::result::{Document, RunResult, Source};
 use std::fmt::Write as _;
 
 /// Output format of result files.
@@ -21,56 +21,73 @@ pub fn to_json(results: &[RunResult]) -> Result<String, OutputError> {
     Document::new(results.to_vec()).to_json()
 }
 
-/// Long-format CSV: `run,placement,scale,metric,l,mean,lo,hi,n`, one row per metric and
-/// layer (`l` empty for the loss).
-pub fn to_csv(results: &[RunResult]) -> String {
-    let mut out = String::from("run,placement,scale,metric,l,mean,lo,hi,n\n");
+/// The columns of the CSV: every config field (so CSVs of different runs concatenate), then
+/// `source, metric, l, seed_index, mean, lo, hi, n`.
+pub fn csv_header() -> String {
+    let mut cols: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+    cols.extend([
+        "source",
+        "metric",
+        "l",
+        "seed_index",
+        "mean",
+        "lo",
+        "hi",
+        "n",
+    ]);
+    cols.join(",") + "\n"
+}
+
+/// Tidy long-format CSV ([`csv_header`]): one row per result, metric and layer (`l` empty
+/// for the loss), with the mean, its 95% interval and the seeds behind it; with `per_seed`
+/// (and results that kept them) also one row per seed (`seed_index` set, the seed's value
+/// in `mean`, `n` = 1). Empty cells are nulls; the JSON says why an entry is absent.
+pub fn to_csv(results: &[RunResult], per_seed: bool) -> String {
+    let mut out = csv_header();
     let cell = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
-    for (i, r) in results.iter().enumerate() {
-        let p = r.config.text(Field::Placement).unwrap_or_default();
-        let s = r.config.text(Field::Scale).unwrap_or_default();
-        let mut emit = |metric: &str, ls: &[Option<usize>], series: &Series| {
-            for (k, l) in ls.iter().enumerate() {
+    for r in results {
+        let config: Vec<String> = Field::ALL
+            .iter()
+            .map(|&f| r.config.text(f).unwrap_or_default())
+            .collect();
+        let head = config.join(",");
+        let source = match r.source {
+            Source::Simulation => "simulation",
+            Source::Theory => "theory",
+        };
+        for (metric, series) in r.series() {
+            for k in 0..series.len() {
+                let l = r.layer(metric, k).map_or(String::new(), |l| l.to_string());
                 let _ = writeln!(
                     out,
-                    "{i},{p},{s},{metric},{},{},{},{},{}",
-                    l.map_or(String::new(), |l| l.to_string()),
+                    "{head},{source},{metric},{l},,{},{},{},{}",
                     cell(series.mean[k]),
                     cell(series.lo[k]),
                     cell(series.hi[k]),
                     series.n[k]
                 );
             }
-        };
-        let b: Vec<Option<usize>> = r.boundaries.l.iter().map(|&l| Some(l)).collect();
-        let k: Vec<Option<usize>> = r.blocks.l.iter().map(|&l| Some(l)).collect();
-        let bd = &r.boundaries;
-        emit("loss", &[None], &r.loss);
-        for (name, s) in [
-            ("q", &bd.q),
-            ("log10_grad", &bd.log10_grad),
-            ("grad", &bd.grad),
-            ("token_cos", &bd.token_cos),
-            ("eff_rank", &bd.eff_rank),
-            ("stable_rank", &bd.stable_rank),
-            ("rank1_residual", &bd.rank1_residual),
-        ] {
-            emit(name, &b, s);
-        }
-        let bl = &r.blocks;
-        for (name, s) in [
-            ("adj_cos", &bl.adj_cos),
-            ("q_pre_norm", &bl.q_pre_norm),
-            ("branch_q.attn", &bl.branch_q.attn),
-            ("branch_q.ffn", &bl.branch_q.ffn),
-        ] {
-            emit(name, &k, s);
-        }
-        for (w, s) in &bl.log10_param_grad {
-            emit(&format!("log10_param_grad.{w}"), &k, s);
-        }
-        for (w, s) in &bl.param_grad {
-            emit(&format!("param_grad.{w}"), &k, s);
+            let seeds = if per_seed {
+                r.per_seed.as_deref()
+            } else {
+                None
+            };
+            for (i, rec) in seeds.unwrap_or_default().iter().enumerate() {
+                let Some(values) = rec.values(metric) else {
+                    continue;
+                };
+                for (k, v) in values.iter().enumerate() {
+                    let Some(v) = v.filter(|v| v.is_finite()) else {
+                        continue;
+                    };
+                    let l = r.layer(metric, k).map_or(String::new(), |l| l.to_string());
+                    let _ = writeln!(
+                        out,
+                        "{head},{source},{metric},{l},{i},{},,,1",
+                        cell(Some(v))
+                    );
+                }
+            }
         }
     }
     out

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 /// and `sweep`, `reproduce` and `check --cache` recompute files of another revision instead
 /// of reusing them. Files written before the field existed read as revision 0, which they
 /// are.
-pub const ENGINE: u32 = 0;
+pub const ENGINE: u32 = 1;
 
 /// Version of the JSON layout; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;
@@ -146,6 +146,194 @@ pub struct RunResult {
     pub per_seed: Option<Vec<SeedRecord>>,
 }
 
+/// One per-layer quantity of a result, spelled as in the JSON and the CSV (`q`,
+/// `branch_q.attn`, `log10_param_grad.ffn.w_2`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    /// The loss `ℓ` (one entry).
+    Loss,
+    /// Second moment of the residual stream, per boundary.
+    Q,
+    /// `log10 ‖∂ℓ/∂X_l‖_F`, per boundary.
+    Log10Grad,
+    /// `‖∂ℓ/∂X_l‖_F`, per boundary.
+    Grad,
+    /// Mean cosine between distinct tokens, per boundary.
+    TokenCos,
+    /// Effective rank, per boundary.
+    EffRank,
+    /// Stable rank, per boundary.
+    StableRank,
+    /// Distance from rank one, per boundary.
+    Rank1Residual,
+    /// Cosine between a block's input and output, per block.
+    AdjCos,
+    /// Second moment entering the closing norm, per block.
+    QPreNorm,
+    /// Second moment of the attention output, per block.
+    BranchQAttn,
+    /// Second moment of the feed-forward output, per block.
+    BranchQFfn,
+    /// `log10 ‖∂ℓ/∂W‖_F` of one weight, per block.
+    Log10ParamGrad(WeightName),
+    /// `‖∂ℓ/∂W‖_F` of one weight, per block.
+    ParamGrad(WeightName),
+}
+
+/// What a metric's entries are indexed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Along {
+    /// One entry (the loss).
+    Scalar,
+    /// Block boundaries `l = 0..=L`.
+    Boundaries,
+    /// Blocks `l = 1..=L` (entry `l − 1`).
+    Blocks,
+}
+
+impl Metric {
+    /// The metrics that do not name a weight, in the CSV's order.
+    pub const PLAIN: [Metric; 12] = [
+        Metric::Loss,
+        Metric::Q,
+        Metric::Log10Grad,
+        Metric::Grad,
+        Metric::TokenCos,
+        Metric::EffRank,
+        Metric::StableRank,
+        Metric::Rank1Residual,
+        Metric::AdjCos,
+        Metric::QPreNorm,
+        Metric::BranchQAttn,
+        Metric::BranchQFfn,
+    ];
+
+    /// What the entries are indexed by.
+    pub fn along(self) -> Along {
+        match self {
+            Metric::Loss => Along::Scalar,
+            Metric::Q
+            | Metric::Log10Grad
+            | Metric::Grad
+            | Metric::TokenCos
+            | Metric::EffRank
+            | Metric::StableRank
+            | Metric::Rank1Residual => Along::Boundaries,
+            _ => Along::Blocks,
+        }
+    }
+
+    /// Whether the metric is a `log10` (so slopes and bounds are in decades).
+    pub fn is_log(self) -> bool {
+        matches!(self, Metric::Log10Grad | Metric::Log10ParamGrad(_))
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Metric::Loss => "loss",
+            Metric::Q => "q",
+            Metric::Log10Grad => "log10_grad",
+            Metric::Grad => "grad",
+            Metric::TokenCos => "token_cos",
+            Metric::EffRank => "eff_rank",
+            Metric::StableRank => "stable_rank",
+            Metric::Rank1Residual => "rank1_residual",
+            Metric::AdjCos => "adj_cos",
+            Metric::QPreNorm => "q_pre_norm",
+            Metric::BranchQAttn => "branch_q.attn",
+            Metric::BranchQFfn => "branch_q.ffn",
+            Metric::Log10ParamGrad(w) => return write!(f, "log10_param_grad.{w}"),
+            Metric::ParamGrad(w) => return write!(f, "param_grad.{w}"),
+        };
+        f.write_str(s)
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = crate::error::ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(m) = Metric::PLAIN.iter().find(|m| m.to_string() == s) {
+            return Ok(*m);
+        }
+        let weight = |rest: &str| rest.parse::<WeightName>().ok();
+        if let Some(w) = s.strip_prefix("log10_param_grad.").and_then(weight) {
+            return Ok(Metric::Log10ParamGrad(w));
+        }
+        if let Some(w) = s.strip_prefix("param_grad.").and_then(weight) {
+            return Ok(Metric::ParamGrad(w));
+        }
+        let plain: Vec<String> = Metric::PLAIN.iter().map(|m| m.to_string()).collect();
+        Err(crate::error::ConfigError::UnknownValue {
+            field: "metric",
+            value: crate::error::cut(s),
+            allowed: format!(
+                "{}, log10_param_grad.WEIGHT, param_grad.WEIGHT (WEIGHT: attn.w_q, …, moe.w_g)",
+                plain.join(", ")
+            ),
+        })
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e: crate::error::ConfigError| serde::de::Error::custom(e.reason()))
+    }
+}
+
+impl SeedRecord {
+    /// One seed's values of `m` (`None` where the seed has none; linear gradients as
+    /// `10^log10`, an exactly-zero weight gradient as 0), or `None` for a weight the record
+    /// does not have.
+    pub fn values(&self, m: Metric) -> Option<Vec<Option<f64>>> {
+        let linear = |v: &[Option<f64>]| -> Vec<Option<f64>> {
+            v.iter().map(|x| x.map(|x| 10f64.powf(x))).collect()
+        };
+        let weight = |w: WeightName| {
+            self.log10_param_grad
+                .iter()
+                .find(|(n, _)| *n == w)
+                .map(|(_, v)| v)
+        };
+        Some(match m {
+            Metric::Loss => vec![self.loss],
+            Metric::Q => self.q.clone(),
+            Metric::Log10Grad => self.log10_grad.clone(),
+            Metric::Grad => linear(&self.log10_grad),
+            Metric::TokenCos => self.token_cos.clone(),
+            Metric::EffRank => self.eff_rank.clone(),
+            Metric::StableRank => self.stable_rank.clone(),
+            Metric::Rank1Residual => self.rank1_residual.clone(),
+            Metric::AdjCos => self.adj_cos.clone(),
+            Metric::QPreNorm => self.q_pre_norm.clone(),
+            Metric::BranchQAttn => self.branch_q_attn.clone(),
+            Metric::BranchQFfn => self.branch_q_ffn.clone(),
+            Metric::Log10ParamGrad(w) => weight(w)?.clone(),
+            Metric::ParamGrad(w) => {
+                let v = weight(w)?;
+                v.iter()
+                    .enumerate()
+                    .map(|(i, x)| match x {
+                        Some(x) => Some(10f64.powf(*x)),
+                        // Reached but absent: the gradient is exactly zero.
+                        None if self.reached(crate::metrics::Entry::ParamGrad, i) => Some(0.0),
+                        None => None,
+                    })
+                    .collect()
+            }
+        })
+    }
+}
+
 /// An entry of a result that is neither a value nor explained: what
 /// [`RunResult::holes`] reports.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,32 +360,57 @@ impl RunResult {
         }
     }
 
-    /// Every series with its name as in the CSV (`q`, `branch_q.attn`,
-    /// `log10_param_grad.attn.w_q`, ...), loss first.
-    pub fn series(&self) -> Vec<(String, &Series)> {
+    /// The series of `m`, or `None` for a weight this result does not have.
+    pub fn get(&self, m: Metric) -> Option<&Series> {
         let b = &self.boundaries;
         let k = &self.blocks;
-        let mut v: Vec<(String, &Series)> = vec![
-            ("loss".into(), &self.loss),
-            ("q".into(), &b.q),
-            ("log10_grad".into(), &b.log10_grad),
-            ("grad".into(), &b.grad),
-            ("token_cos".into(), &b.token_cos),
-            ("eff_rank".into(), &b.eff_rank),
-            ("stable_rank".into(), &b.stable_rank),
-            ("rank1_residual".into(), &b.rank1_residual),
-            ("adj_cos".into(), &k.adj_cos),
-            ("q_pre_norm".into(), &k.q_pre_norm),
-            ("branch_q.attn".into(), &k.branch_q.attn),
-            ("branch_q.ffn".into(), &k.branch_q.ffn),
-        ];
-        for (w, s) in &k.log10_param_grad {
-            v.push((format!("log10_param_grad.{w}"), s));
+        Some(match m {
+            Metric::Loss => &self.loss,
+            Metric::Q => &b.q,
+            Metric::Log10Grad => &b.log10_grad,
+            Metric::Grad => &b.grad,
+            Metric::TokenCos => &b.token_cos,
+            Metric::EffRank => &b.eff_rank,
+            Metric::StableRank => &b.stable_rank,
+            Metric::Rank1Residual => &b.rank1_residual,
+            Metric::AdjCos => &k.adj_cos,
+            Metric::QPreNorm => &k.q_pre_norm,
+            Metric::BranchQAttn => &k.branch_q.attn,
+            Metric::BranchQFfn => &k.branch_q.ffn,
+            Metric::Log10ParamGrad(w) => k.log10_param_grad.get(&w)?,
+            Metric::ParamGrad(w) => k.param_grad.get(&w)?,
+        })
+    }
+
+    /// The layer index `l` of entry `i` of metric `m` (`None` for the loss).
+    pub fn layer(&self, m: Metric, i: usize) -> Option<usize> {
+        match m.along() {
+            Along::Scalar => None,
+            Along::Boundaries => self.boundaries.l.get(i).copied(),
+            Along::Blocks => self.blocks.l.get(i).copied(),
         }
-        for (w, s) in &k.param_grad {
-            v.push((format!("param_grad.{w}"), s));
-        }
+    }
+
+    /// Every metric this result has, in the CSV's order (loss first, then the plain ones,
+    /// then the weights' `log10` and linear gradients).
+    pub fn metrics(&self) -> Vec<Metric> {
+        let mut v = Metric::PLAIN.to_vec();
+        v.extend(
+            self.blocks
+                .log10_param_grad
+                .keys()
+                .map(|&w| Metric::Log10ParamGrad(w)),
+        );
+        v.extend(self.blocks.param_grad.keys().map(|&w| Metric::ParamGrad(w)));
         v
+    }
+
+    /// Every series with its metric, in [`RunResult::metrics`] order.
+    pub fn series(&self) -> Vec<(Metric, &Series)> {
+        self.metrics()
+            .into_iter()
+            .filter_map(|m| Some((m, self.get(m)?)))
+            .collect()
     }
 
     /// Entries that are neither a finite value nor explained by a `missing` run: `null`
@@ -209,16 +422,15 @@ impl RunResult {
         let mut out = Vec::new();
         let seeds = self.seeds();
         let depth = self.depth();
-        for (name, s) in self.series() {
-            let want = match name.as_str() {
-                "loss" => 1,
-                "q" | "log10_grad" | "grad" | "token_cos" | "eff_rank" | "stable_rank"
-                | "rank1_residual" => depth + 1,
-                _ => depth,
+        for (metric, s) in self.series() {
+            let want = match metric.along() {
+                Along::Scalar => 1,
+                Along::Boundaries => depth + 1,
+                Along::Blocks => depth,
             };
             let mut hole = |index: usize, what: String| {
                 out.push(Hole {
-                    series: name.clone(),
+                    series: metric.to_string(),
                     index,
                     what,
                 })
@@ -310,14 +522,15 @@ impl Document {
         struct Head {
             schema: u32,
         }
-        let head: Head =
-            serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))?;
+        let head: Head = serde_json::from_str(text)
+            .map_err(|e| crate::error::cut_to(&e.to_string(), crate::error::MAX_MESSAGE))?;
         if head.schema != SCHEMA {
             return Err(format!(
                 "schema {} (this build reads schema {SCHEMA})",
                 head.schema
             ));
         }
-        serde_json::from_str(text).map_err(|e| crate::error::cut(&e.to_string()))
+        serde_json::from_str(text)
+            .map_err(|e| crate::error::cut_to(&e.to_string(), crate::error::MAX_MESSAGE))
     }
 }

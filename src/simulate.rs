@@ -4,6 +4,7 @@
 //! seed is computed by one thread from its own random streams and the summaries are formed
 //! in seed order, so results are identical for any thread count.
 
+use crate::block::{Grads, Probe};
 use crate::config::{Precision, SimConfig};
 use crate::cost;
 use crate::error::ConfigError;
@@ -11,7 +12,7 @@ use crate::metrics::{Entry, Recorder, SeedRecord};
 use crate::profile::{self, Phase, Timed};
 use crate::real::Real;
 use crate::result::{Blocks, Boundaries, BranchQ, RunResult, SeedDivergence, Source};
-use crate::stack::{self, Failure, Memory};
+use crate::stack::{self, Failure, Memory, Observer};
 use crate::summary::{Reason, Sample, Series};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -87,19 +88,83 @@ fn mem_total_bytes() -> Option<f64> {
 
 /// Runs seed `seed` (an index in `0..cfg.seeds`) of `cfg`.
 pub fn run_seed(cfg: &SimConfig, seed: usize) -> SeedRecord {
-    run_seed_with(cfg, seed, false)
+    run_seed_with(cfg, seed, false, &|_| {})
 }
 
-/// [`run_seed`], drawing the weights on a second thread when `prefetch` (see
-/// [`stack::run_prefetched`]); the record is the same.
-pub fn run_seed_with(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
-    match cfg.precision {
-        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch),
-        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch),
+/// Block passes of one seed of `cfg`: every block forward and backward, `2L` (the unit of
+/// progress reports).
+pub fn passes(cfg: &SimConfig) -> u64 {
+    2 * cfg.model.depth as u64
+}
+
+/// Counts the block passes a run finishes (a block's forward output, a block's backward
+/// gradient) and reports each to `progress`.
+struct Ticks<'a, O> {
+    inner: O,
+    depth: usize,
+    progress: &'a (dyn Fn(u64) + Sync),
+    done: u64,
+}
+
+impl<T, O: Observer<T>> Observer<T> for Ticks<'_, O> {
+    fn boundary(&mut self, l: usize, x: &ndarray::Array2<T>) {
+        self.inner.boundary(l, x);
+    }
+    fn block(&mut self, l: usize, x_prev: &ndarray::Array2<T>, x: &ndarray::Array2<T>, p: Probe) {
+        self.inner.block(l, x_prev, x, p);
+        self.done += 1;
+        (self.progress)(1);
+    }
+    fn loss(&mut self, loss: f64) {
+        self.inner.loss(loss);
+    }
+    fn gradient(&mut self, l: usize, dir: &ndarray::Array2<T>, log10_norm: f64) {
+        self.inner.gradient(l, dir, log10_norm);
+        // The top's gradient comes from the loss; every other one from a block's backward.
+        if l < self.depth {
+            self.done += 1;
+            (self.progress)(1);
+        }
+    }
+    fn param_grads(&mut self, l: usize, grads: &crate::block::BlockWeights<T>, s: f64) {
+        self.inner.param_grads(l, grads, s);
     }
 }
 
-fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRecord {
+/// [`run_seed`], drawing the weights on a second thread when `prefetch` (see
+/// [`stack::run_prefetched`]; the record is the same), and reporting each finished block
+/// pass to `progress` (all [`passes`] in the end, also when the run stops early).
+pub fn run_seed_with(
+    cfg: &SimConfig,
+    seed: usize,
+    prefetch: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> SeedRecord {
+    run_seed_grads(cfg, seed, prefetch, progress, Grads::All)
+}
+
+/// [`run_seed_with`] computing only the gradients `grads` asks for (see
+/// [`stack::run_with`]): with [`Grads::Inputs`] the record has no weight-gradient values.
+pub fn run_seed_grads(
+    cfg: &SimConfig,
+    seed: usize,
+    prefetch: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
+) -> SeedRecord {
+    match cfg.precision {
+        Precision::F32 => run_seed_as::<f32>(cfg, seed, prefetch, progress, grads),
+        Precision::F64 => run_seed_as::<f64>(cfg, seed, prefetch, progress, grads),
+    }
+}
+
+fn run_seed_as<T: Real>(
+    cfg: &SimConfig,
+    seed: usize,
+    prefetch: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
+) -> SeedRecord {
     profile::timed(Phase::Seed, || {
         let m = &cfg.model;
         let mut rec = Recorder::new(m.depth, &m.weight_names());
@@ -110,14 +175,21 @@ fn run_seed_as<T: Real>(cfg: &SimConfig, seed: usize, prefetch: bool) -> SeedRec
             })
         };
         let memory = memory_for(cfg);
-        let obs = &mut Timed(&mut rec);
+        let mut obs = Ticks {
+            inner: Timed(&mut rec),
+            depth: m.depth,
+            progress,
+            done: 0,
+        };
         // A kept stack draws every block before computing any, so there is nothing to
         // overlap the draws with.
         let outcome = if prefetch && memory == Memory::Recompute {
-            stack::run_prefetched(m, weights, inputs, obs, memory)
+            stack::run_prefetched_with(m, weights, inputs, &mut obs, memory, grads)
         } else {
-            stack::run(m, weights, inputs, obs, memory)
+            stack::run_with(m, weights, inputs, &mut obs, memory, grads)
         };
+        // A run that stopped early has no more passes to report.
+        progress(passes(cfg).saturating_sub(obs.done));
         if let Err(d) = outcome {
             rec.record.diverged = Some(d);
         }
@@ -143,13 +215,30 @@ pub fn memory_for(cfg: &SimConfig) -> Memory {
 pub fn run_jobs<E: Send>(
     cfgs: &[SimConfig],
     jobs: &[(usize, usize)],
+    progress: &(dyn Fn(u64) + Sync),
+    done: &(dyn Fn(usize, usize, SeedRecord) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    run_jobs_with(cfgs, jobs, progress, Grads::All, done)
+}
+
+/// [`run_jobs`] computing only the gradients `grads` asks for (see [`run_seed_grads`]).
+pub fn run_jobs_with<E: Send>(
+    cfgs: &[SimConfig],
+    jobs: &[(usize, usize)],
+    progress: &(dyn Fn(u64) + Sync),
+    grads: Grads,
     done: &(dyn Fn(usize, usize, SeedRecord) -> Result<(), E> + Sync),
 ) -> Result<(), E> {
     let prefetch = 2 * jobs.len() <= rayon::current_num_threads();
     jobs.par_iter().try_for_each(|&(c, s)| {
-        let rec = run_seed_with(&cfgs[c], s, prefetch);
+        let rec = run_seed_grads(&cfgs[c], s, prefetch, progress, grads);
         done(c, s, rec)
     })
+}
+
+/// The block passes of `jobs` ([`passes`] per seed): the total of a progress report.
+pub fn total_passes(cfgs: &[SimConfig], jobs: &[(usize, usize)]) -> u64 {
+    jobs.iter().map(|&(c, _)| passes(&cfgs[c])).sum()
 }
 
 /// Every `(config index, seed index)` pair of `cfgs`, config by config.
@@ -165,17 +254,25 @@ pub fn all_jobs(cfgs: &[SimConfig]) -> Vec<(usize, usize)> {
 pub struct Options<'a> {
     /// Keep every seed's own values in the results ([`RunResult::per_seed`]).
     pub per_seed: bool,
-    /// Called after each seed.
-    pub progress: &'a (dyn Fn() + Sync),
+    /// Called with the number of block passes (forward or backward) just finished; the
+    /// total is [`total_passes`] of every seed.
+    pub progress: &'a (dyn Fn(u64) + Sync),
+    /// The gradients each seed computes: [`Grads::All`] (the default), or [`Grads::Inputs`],
+    /// which skips the products that form weight gradients. The results then have no
+    /// `log10_param_grad` or `param_grad` entries (`bench` times the workload this way to
+    /// compare with implementations that compute only input gradients); every other value
+    /// is the same, bit for bit.
+    pub grads: Grads,
 }
 
-fn nothing() {}
+fn nothing(_: u64) {}
 
 impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             per_seed: false,
             progress: &nothing,
+            grads: Grads::All,
         }
     }
 }
@@ -193,10 +290,9 @@ pub fn simulate(cfgs: &[SimConfig], opts: &Options) -> Result<Vec<RunResult>, Co
         .collect();
     let done = |c: usize, s: usize, rec: SeedRecord| -> Result<(), std::convert::Infallible> {
         *slots[c][s].lock().unwrap_or_else(|e| e.into_inner()) = Some(rec);
-        (opts.progress)();
         Ok(())
     };
-    let Ok(()) = run_jobs(cfgs, &all_jobs(cfgs), &done);
+    let Ok(()) = run_jobs_with(cfgs, &all_jobs(cfgs), opts.progress, opts.grads, &done);
     Ok(cfgs
         .iter()
         .zip(slots)
@@ -209,7 +305,17 @@ pub fn simulate(cfgs: &[SimConfig], opts: &Options) -> Result<Vec<RunResult>, Co
                         .unwrap_or_default()
                 })
                 .collect();
-            summarize(cfg, seeds, opts.per_seed)
+            let mut r = summarize(cfg, seeds, opts.per_seed);
+            if opts.grads == Grads::Inputs {
+                // No weight gradient was formed: no entries, rather than entries that read
+                // as exact zeros.
+                r.blocks.log10_param_grad.clear();
+                r.blocks.param_grad.clear();
+                for s in r.per_seed.iter_mut().flatten() {
+                    s.log10_param_grad.clear();
+                }
+            }
+            r
         })
         .collect())
 }
@@ -337,6 +443,33 @@ pub fn summarize(cfg: &SimConfig, seeds: Vec<SeedRecord>, per_seed: bool) -> Run
 mod tests {
     use super::*;
 
+    /// The estimate is within a factor 1.5 of the run it estimates. Timing: the run takes
+    /// about a second, and a busy machine slows the measurement and the run alike; one
+    /// retry absorbs a disturbance that hits only one of them.
+    #[test]
+    fn the_estimate_is_within_half_of_the_run() {
+        let cfgs = crate::config::RawConfig::default()
+            .placement(crate::placement::Placement::Pre)
+            .depth(48)
+            .width(128)
+            .tokens(32)
+            .seeds(4)
+            .resolve()
+            .unwrap();
+        let mut ratios = Vec::new();
+        for _ in 0..2 {
+            let e = estimate(&cfgs);
+            let t = std::time::Instant::now();
+            simulate(&cfgs, &Options::default()).unwrap();
+            let ratio = e.seconds / t.elapsed().as_secs_f64();
+            ratios.push(ratio);
+            if (1.0 / 1.5..=1.5).contains(&ratio) {
+                return;
+            }
+        }
+        panic!("estimate / run time: {ratios:?}");
+    }
+
     #[test]
     fn the_keep_budget_is_a_share_of_readable_memory() {
         // Linux always has /proc/meminfo; a control group can only lower the total.
@@ -346,5 +479,155 @@ mod tests {
             "{total}"
         );
         assert_eq!(keep_bytes_per_core(), total / 4.0 / cores() as f64);
+    }
+}
+
+/// What a run will cost, estimated before it runs ([`estimate`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Estimate {
+    /// Per configuration, in order: how a seed runs, its peak bytes, the executed FLOPs and
+    /// the seconds of one seed.
+    pub configs: Vec<ConfigEstimate>,
+    /// Seeds in all.
+    pub seeds: usize,
+    /// Worker threads the estimate is for.
+    pub threads: usize,
+    /// Peak bytes with `threads` seeds in memory at once (the largest ones).
+    pub peak_bytes: f64,
+    /// Executed FLOPs in all (products; recomputation included).
+    pub flops: f64,
+    /// Estimated wall seconds.
+    pub seconds: f64,
+}
+
+/// The estimate of one configuration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConfigEstimate {
+    /// The configuration's canonical text.
+    pub config: String,
+    /// `keep` or `recompute`.
+    pub memory: &'static str,
+    /// Peak bytes of one seed.
+    pub bytes_per_seed: f64,
+    /// Executed FLOPs of one seed.
+    pub flops_per_seed: f64,
+    /// Estimated seconds of one seed on one worker thread.
+    pub seconds_per_seed: f64,
+}
+
+/// Seconds of a fixed part and of each block of one seed of `cfg`, measured on this machine
+/// by running short stacks of the same shape (1 and 5 blocks) in `memory` mode: with every
+/// worker thread running one at once (as seeds do), or, when weights are drawn ahead on a
+/// spare core, alone with its drawing thread.
+fn time_blocks<T: Real>(cfg: &SimConfig, memory: Memory, prefetch: bool) -> (f64, f64) {
+    const SHORT: usize = 1;
+    const LONG: usize = 5;
+    let stacks: Vec<SimConfig> = [SHORT, LONG]
+        .iter()
+        .map(|&k| {
+            cfg.to_raw()
+                .depth(k)
+                .seeds(1)
+                .build()
+                .unwrap_or_else(|_| cfg.clone())
+        })
+        .collect();
+    let time = |one: &SimConfig| {
+        let m = &one.model;
+        (0..2)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let mut rec = Recorder::new(m.depth, &m.weight_names());
+                let inputs = stack::inputs::<T>(m, 0, 0);
+                let w = |l| stack::block_weights::<T>(m, 0, 0, l);
+                let _ = if prefetch {
+                    stack::run_prefetched(m, w, inputs, &mut rec, memory)
+                } else {
+                    stack::run(m, w, inputs, &mut rec, memory)
+                };
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let measure = || (time(&stacks[0]), time(&stacks[1]));
+    let times: Vec<(f64, f64)> = if prefetch {
+        vec![measure()]
+    } else {
+        rayon::broadcast(|_| measure())
+    };
+    let n = times.len().max(1) as f64;
+    let (short, long) = (
+        times.iter().map(|t| t.0).sum::<f64>() / n,
+        times.iter().map(|t| t.1).sum::<f64>() / n,
+    );
+    let per_block = ((long - short) / (LONG - SHORT) as f64).max(0.0);
+    ((short - SHORT as f64 * per_block).max(0.0), per_block)
+}
+
+/// Estimates what simulating `cfgs` on the current rayon pool will take, from short stacks
+/// of each configuration's shape timed on this machine (six blocks, a fraction of a second,
+/// memoized by shape): memory mode and peak bytes, executed FLOPs, and wall seconds. A seed
+/// costs `a + L b` for the fixed part `a` and the time per block `b` (drawing, forward,
+/// backward and metrics); seeds share the threads, so the whole run takes the larger of
+/// the summed seed time over the threads and the longest seed.
+pub fn estimate(cfgs: &[SimConfig]) -> Estimate {
+    let threads = rayon::current_num_threads().max(1);
+    let jobs = all_jobs(cfgs);
+    let prefetch = 2 * jobs.len() <= threads;
+    let mut memo: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    let mut configs = Vec::with_capacity(cfgs.len());
+    for cfg in cfgs {
+        let memory = memory_for(cfg);
+        let key = format!(
+            "{:?}{}",
+            memory,
+            cfg.to_raw()
+                .depth(1)
+                .seeds(1)
+                .seed(0)
+                .build()
+                .map_or_else(|_| cfg.canonical(), |c| c.canonical())
+        );
+        let ahead = prefetch && memory == Memory::Recompute;
+        let (fixed, block) = *memo.entry(key).or_insert_with(|| match cfg.precision {
+            Precision::F32 => time_blocks::<f32>(cfg, memory, ahead),
+            Precision::F64 => time_blocks::<f64>(cfg, memory, ahead),
+        });
+        let depth = cfg.model.depth as f64;
+        let b = cfg.precision.bytes() as f64;
+        let boundaries = (depth + 1.0) * (cfg.model.tokens * cfg.model.width) as f64 * b;
+        let bytes = match memory {
+            Memory::Keep => cost::keep_bytes(cfg) + boundaries,
+            Memory::Recompute => cost::bytes_per_seed(cfg),
+        };
+        configs.push(ConfigEstimate {
+            config: cfg.canonical(),
+            memory: match memory {
+                Memory::Keep => "keep",
+                Memory::Recompute => "recompute",
+            },
+            bytes_per_seed: bytes,
+            flops_per_seed: cost::seed_flops(&cfg.model, memory).1,
+            seconds_per_seed: fixed + depth * block,
+        });
+    }
+    let per_seed: Vec<f64> = jobs
+        .iter()
+        .map(|&(c, _)| configs[c].seconds_per_seed)
+        .collect();
+    let total: f64 = per_seed.iter().sum();
+    let longest = per_seed.iter().cloned().fold(0.0, f64::max);
+    let mut bytes: Vec<f64> = jobs
+        .iter()
+        .map(|&(c, _)| configs[c].bytes_per_seed)
+        .collect();
+    bytes.sort_by(|a, b| b.total_cmp(a));
+    Estimate {
+        seeds: jobs.len(),
+        threads,
+        peak_bytes: bytes.iter().take(threads).sum(),
+        flops: jobs.iter().map(|&(c, _)| configs[c].flops_per_seed).sum(),
+        seconds: (total / threads as f64).max(longest),
+        configs,
     }
 }

@@ -13,7 +13,7 @@
 //! upstream gradient, so renormalizing between blocks is exact).
 
 use crate::attention::AttnWeights;
-use crate::block::{BlockWeights, FfnBlockWeights, Node, Probe, Sublayers, Tape};
+use crate::block::{BlockWeights, FfnBlockWeights, Grads, Node, Probe, Sublayers, Tape};
 use crate::config::ModelConfig;
 use crate::ffn::{Activation, FfnWeights};
 use crate::init::{gaussian, stream_rng, weight_std, Init, Stream};
@@ -21,10 +21,9 @@ use crate::loss::{self, Loss, Unembedding};
 use crate::moe::MoeWeights;
 use crate::norm;
 use crate::real::Real;
+use crate::simd;
 use crate::weight::WeightName;
 use ndarray::Array2;
-use ndarray_rand::rand_distr::StandardNormal;
-use ndarray_rand::RandomExt;
 use serde::{Deserialize, Serialize};
 
 /// The random inputs of one seed.
@@ -43,15 +42,23 @@ pub struct Inputs<T> {
 pub fn inputs<T: Real>(cfg: &ModelConfig, master: u64, seed: u64) -> Inputs<T> {
     let (n, d) = (cfg.tokens, cfg.width);
     let mut rng = stream_rng(master, seed, 0);
-    let z: Array2<f64> = Array2::random_using((1, d), StandardNormal, &mut rng);
-    let eps: Array2<f64> = Array2::random_using((n, d), StandardNormal, &mut rng);
+    let z: Array2<f64> = gaussian(&mut rng, 1, d, 1.0);
+    let eps: Array2<f64> = gaussian(&mut rng, n, d, 1.0);
     let (a, b) = (cfg.rho0.sqrt(), (1.0 - cfg.rho0).sqrt());
     let x0 = (&eps * b + &z * a).mapv(T::of);
     let r = gaussian(&mut rng, n, d, 1.0);
     let unembedding = (cfg.loss == Loss::CrossEntropy).then(|| {
-        use ndarray_rand::rand::Rng;
         let u = gaussian(&mut rng, d, cfg.vocab, 1.0 / (d as f64).sqrt());
-        let targets = (0..n).map(|_| rng.random_range(0..cfg.vocab)).collect();
+        // Uniform targets from normals: Φ(z) is uniform on (0, 1).
+        let z: Array2<f64> = gaussian(&mut rng, 1, n, 1.0);
+        let v = cfg.vocab as f64;
+        let targets = z
+            .iter()
+            .map(|&z| {
+                let u = 0.5 * statrs::function::erf::erfc(-z / std::f64::consts::SQRT_2);
+                ((u * v) as usize).min(cfg.vocab - 1)
+            })
+            .collect();
         Unembedding { u, targets }
     });
     Inputs { x0, r, unembedding }
@@ -189,7 +196,7 @@ pub fn sublayers(cfg: &ModelConfig) -> Sublayers {
 }
 
 fn frobenius<T: Real>(x: &Array2<T>) -> f64 {
-    x.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt()
+    simd::ops::sum_sq_f64(x.view()).sqrt()
 }
 
 /// What is wrong with a block output, if anything: a non-finite entry, or an `f64` second
@@ -227,7 +234,25 @@ where
     W: Fn(usize) -> BlockWeights<T>,
     O: Observer<T>,
 {
-    run_with_omegas(cfg, weights, inputs, obs, memory, None)
+    run_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run`] computing the gradients `grads` asks for: with [`Grads::Inputs`] no weight
+/// gradient is formed and [`Observer::param_grads`] is never called; everything else the
+/// observer sees is the same, bit for bit.
+pub fn run_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T>,
+    O: Observer<T>,
+{
+    run_with_omegas(cfg, weights, inputs, obs, memory, None, grads)
 }
 
 /// Admin's residual weights `[ω_attn, ω_ffn]` of every block.
@@ -256,8 +281,8 @@ impl Profile {
     }
 }
 
-/// [`run`] with Admin's `ω` given (`Some`: held fixed, for derivative checks) or profiled by
-/// the forward pass (`None`; placements without `ω` ignore it).
+/// [`run_with`] with Admin's `ω` given (`Some`: held fixed, for derivative checks) or
+/// profiled by the forward pass (`None`; placements without `ω` ignore it).
 pub fn run_with_omegas<T: Real, W, O>(
     cfg: &ModelConfig,
     weights: W,
@@ -265,6 +290,7 @@ pub fn run_with_omegas<T: Real, W, O>(
     obs: &mut O,
     memory: Memory,
     omegas: Option<Omegas>,
+    grads: Grads,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T>,
@@ -330,7 +356,7 @@ where
         match (cfg.loss, &unembedding) {
             (Loss::MeanToken, _) => loss::mean_token(&r, y, c),
             (Loss::CrossEntropy, Some(e)) => loss::cross_entropy(e, y),
-            _ => (dot(&r, y) * c.f64(), r.mapv(|v| v * c)),
+            _ => (dot(&r, y) * c.f64(), simd::ops::scaled(r.view(), c)),
         }
     };
     let fin = cfg.def.final_program();
@@ -377,8 +403,7 @@ where
                 },
             });
         }
-        let inv = T::of(1.0 / n);
-        g.mapv_inplace(|v| v * inv);
+        simd::ops::scale_in_place(g, T::of(1.0 / n));
         log10_scale += n.log10();
         obs.gradient(l, g, log10_scale);
         Ok(log10_scale)
@@ -387,14 +412,16 @@ where
     for l in (1..=depth).rev() {
         let x_in = xs.pop().expect("one boundary per block");
         let (gx, gw) = match tapes.pop() {
-            Some((tape, out)) => tape.backward(out, g),
+            Some((tape, out)) => tape.backward_with(out, g, grads),
             None => {
                 let w = weights(l);
                 let (tape, out) = forward_block(cfg, &w, x_in, l, &mut profile);
-                tape.backward(out, g)
+                tape.backward_with(out, g, grads)
             }
         };
-        obs.param_grads(l, &gw, scale);
+        if let Some(gw) = gw {
+            obs.param_grads(l, &gw, scale);
+        }
         g = gx;
         scale = normalize(&mut g, l - 1, obs)?;
     }
@@ -414,6 +441,22 @@ pub fn run_prefetched<T: Real, W, O>(
     inputs: Inputs<T>,
     obs: &mut O,
     memory: Memory,
+) -> Result<(), Divergence>
+where
+    W: Fn(usize) -> BlockWeights<T> + Sync,
+    O: Observer<T>,
+{
+    run_prefetched_with(cfg, weights, inputs, obs, memory, Grads::All)
+}
+
+/// [`run_prefetched`] computing the gradients `grads` asks for (see [`run_with`]).
+pub fn run_prefetched_with<T: Real, W, O>(
+    cfg: &ModelConfig,
+    weights: W,
+    inputs: Inputs<T>,
+    obs: &mut O,
+    memory: Memory,
+    grads: Grads,
 ) -> Result<(), Divergence>
 where
     W: Fn(usize) -> BlockWeights<T> + Sync,
@@ -440,7 +483,7 @@ where
             assert_eq!(drawn, l, "blocks requested out of the planned order");
             w
         };
-        run(cfg, next, inputs, obs, memory)
+        run_with(cfg, next, inputs, obs, memory, grads)
     })
 }
 
@@ -507,10 +550,7 @@ pub fn final_env(cfg: &ModelConfig) -> crate::lang::Env {
 }
 
 fn dot<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
-    a.iter()
-        .zip(b.iter())
-        .map(|(&x, &y)| x.f64() * y.f64())
-        .sum()
+    simd::ops::dot_f64(a.view(), b.view())
 }
 
 /// The loss `ℓ` of a stack with explicit weights (no backward), for derivative checks.
@@ -563,6 +603,7 @@ pub fn loss_with_omegas<T: Real>(
         &mut obs,
         Memory::Recompute,
         omegas,
+        Grads::Inputs,
     );
     obs.0
 }
@@ -584,11 +625,11 @@ pub fn gradients_with_omegas<T: Real>(
     inputs: &Inputs<T>,
     omegas: Option<Omegas>,
 ) -> Result<(Array2<T>, Vec<BlockWeights<T>>), Divergence> {
-    struct Grads<T> {
+    struct Collect<T> {
         x0: Option<Array2<T>>,
         blocks: Vec<Option<BlockWeights<T>>>,
     }
-    impl<T: Real> Observer<T> for Grads<T> {
+    impl<T: Real> Observer<T> for Collect<T> {
         fn gradient(&mut self, l: usize, dir: &Array2<T>, log10_norm: f64) {
             if l == 0 {
                 let s = T::of(10f64.powf(log10_norm));
@@ -604,7 +645,7 @@ pub fn gradients_with_omegas<T: Real>(
             self.blocks[l - 1] = Some(g);
         }
     }
-    let mut obs = Grads {
+    let mut obs = Collect {
         x0: None,
         blocks: vec![None; weights.len()],
     };
@@ -615,6 +656,7 @@ pub fn gradients_with_omegas<T: Real>(
         &mut obs,
         Memory::Keep,
         omegas,
+        Grads::All,
     )?;
     let blocks = obs
         .blocks

@@ -348,9 +348,20 @@ fn simulate_writes_json_csv_and_a_table() {
     ]);
     assert!(o.status.success());
     let text = std::fs::read_to_string(&csv).unwrap();
-    assert!(text.starts_with("run,placement,scale,metric,l,mean,lo,hi,n\n"));
-    assert!(text.contains("0,span,sqrt-depth,q,2,"));
-    assert!(!text.contains("0,span,sqrt-depth,q,3,"));
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "placement,depth,width,tokens,heads,d-ff,seeds,seed,scale,norm,act,mask,init,sigma-w,\
+         rho0,moe-experts,moe-top-k,inner-norm,precision,source,metric,l,seed_index,mean,lo,hi,n"
+    );
+    // Every config field in every row: depth 2 here, so q at boundaries 0..=2 only.
+    assert!(text.contains("span,2,16,6,2,64,2,0,sqrt-depth,"));
+    assert!(text.contains(",simulation,q,2,,"));
+    assert!(!text.contains(",simulation,q,3,,"));
+    assert!(
+        text.lines().all(|l| l.split(',').count() == 27),
+        "ragged rows"
+    );
 }
 
 #[test]
@@ -598,12 +609,14 @@ fn extremes_are_stated_not_written_as_nan_or_dropped() {
             "vanished",
         ),
         // q passes 1e154, where squared deviations overflow: the interval is summed scaled.
+        // q grows by about 10^4 per block and leaves f64 near block 78, where the run
+        // diverges in the forward pass.
         (
             &[
                 "--placement",
                 "attn-skip",
                 "--depth",
-                "64",
+                "80",
                 "--width",
                 "32",
                 "--tokens",
@@ -948,4 +961,272 @@ fn sweep_directory_defects() {
         ],
         "the directory missing/dir does not exist",
     );
+}
+
+/// `export` writes any results (files, directories) as one tidy CSV, with per-seed rows
+/// where the results kept their seeds; CSVs of different runs share their columns.
+#[test]
+fn export_writes_tidy_csv_with_every_config_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--seeds",
+            "3",
+            "--per-seed",
+            "--quiet",
+            "--out",
+            "a.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, _) = run_in(
+        d,
+        &[
+            "theory",
+            "--placement",
+            "pre",
+            "--init",
+            "zero-query",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--tokens",
+            "4",
+            "--heads",
+            "2",
+            "--out",
+            "b.json",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let (code, _, err) = run_in(
+        d,
+        &["export", "a.json", "b.json", "--per-seed", "--out", "t.csv"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(d.join("t.csv")).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows.iter().all(|r| r.split(',').count() == 27));
+    // Summary rows of both sources, and three per-seed rows of q at boundary 1.
+    assert!(rows.iter().any(|r| r.contains(",theory,q,3,,")));
+    let seeds = rows
+        .iter()
+        .filter(|r| {
+            r.starts_with("post,") && r.contains(",simulation,q,1,") && !r.contains(",q,1,,")
+        })
+        .count();
+    assert_eq!(seeds, 3, "{text}");
+    refused(
+        d,
+        &["export", "nothing-here.json", "--out", "u.csv"],
+        "nothing-here.json",
+    );
+}
+
+/// `--dry-run` estimates and runs nothing; without a terminal, progress is a line every
+/// few seconds (`SPANNORM_PROGRESS_SECONDS`), counted in block passes.
+#[test]
+fn dry_runs_and_progress_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, out, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "all",
+            "--depth",
+            "8",
+            "--width",
+            "32",
+            "--tokens",
+            "8",
+            "--heads",
+            "2",
+            "--seeds",
+            "2",
+            "--dry-run",
+            "--out",
+            "r.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("dry run: 11 configurations, 22 seeds"),
+        "{out}"
+    );
+    assert!(
+        out.contains("in all: about") && out.contains("GFLOP executed"),
+        "{out}"
+    );
+    assert!(!d.join("r.json").exists(), "a dry run writes nothing");
+    std::fs::write(d.join("s.json"), r#"{"placement": ["pre", "post"], "depth": [2, 4], "width": 8, "tokens": 4, "heads": 2, "seeds": 2}"#).unwrap();
+    let (code, out, _) = run_in(
+        d,
+        &["sweep", "--config", "s.json", "--out", "o", "--dry-run"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("dry run: 4 configurations, 8 seeds"),
+        "{out}"
+    );
+    assert!(!d.join("o").join("summary.json").exists());
+    // Without --out every configuration is pending; --limit and --shard still apply.
+    let (code, out, _) = run_in(
+        d,
+        &["sweep", "--config", "s.json", "--dry-run", "--shard", "1/2"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("dry run: 2 configurations, 4 seeds"),
+        "{out}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_spannorm"))
+        .args([
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "400",
+            "--width",
+            "64",
+            "--tokens",
+            "16",
+            "--heads",
+            "2",
+            "--seeds",
+            "1",
+        ])
+        .env("SPANNORM_PROGRESS_SECONDS", "0")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("/800 block passes ("), "{err}");
+    let (code, _, err) = run_in(
+        d,
+        &[
+            "simulate",
+            "--placement",
+            "post",
+            "--depth",
+            "40",
+            "--width",
+            "64",
+            "--tokens",
+            "16",
+            "--heads",
+            "2",
+            "--seeds",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert!(err.is_empty(), "--quiet: {err}");
+}
+
+/// `check --claims`: each kind of claim can PASS, FAIL or be INCONCLUSIVE; exit code 1 on
+/// FAIL (and on INCONCLUSIVE with `--strict`), 2 on a malformed file; JUnit and Markdown
+/// reports.
+#[test]
+fn claims_files_pass_fail_inconclusive_and_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = r#""config": {"placement": "post", "depth": 6, "width": 32, "tokens": 8, "heads": 2, "seeds": 6, "init": "zero-query"}"#;
+    let sweep = r#""sweep": {"placement": "span", "depth": [4, 8, 16], "width": 32, "tokens": 8, "heads": 2, "seeds": 6}"#;
+    // post ends every block with a norm: q = 1 (to 1e-6) after block 1.
+    let pass = format!(
+        r#"{{"claims": [
+        {{"name": "q at most 1.01", {cfg}, "metric": "q", "at": "layer:6", "op": "<=", "value": 1.01}},
+        {{"name": "q at least 0.99", {cfg}, "metric": "q", "at": "final", "op": ">=", "value": 0.99}},
+        {{"name": "q within", {cfg}, "metric": "q", "at": "max", "op": "within", "value": [0.5, 2]}},
+        {{"name": "token_cos theory", {cfg}, "metric": "token_cos", "at": "all", "op": "~theory"}},
+        {{"name": "ratio flat in depth", {sweep}, "metric": "log10_grad_ratio", "at": "slope:depth", "op": "within", "value": [-0.5, 0.5]}},
+        {{"name": "grad slope", {cfg}, "metric": "log10_grad", "at": "slope:layer", "layers": [1, 5], "op": ">=", "value": -1}}
+    ]}}"#
+    );
+    std::fs::write(d.join("pass.json"), &pass).unwrap();
+    let (code, out, err) = run_in(
+        d,
+        &[
+            "check",
+            "--claims",
+            "pass.json",
+            "--quiet",
+            "--junit",
+            "j.xml",
+            "--markdown",
+            "m.md",
+            "--out",
+            "v.json",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("6 PASS, 0 FAIL"), "{out}");
+    let junit = std::fs::read_to_string(d.join("j.xml")).unwrap();
+    assert!(junit.contains(r#"tests="6" failures="0""#), "{junit}");
+    assert!(std::fs::read_to_string(d.join("m.md"))
+        .unwrap()
+        .contains("| PASS | q at most 1.01 |"));
+    // A claim the stack refutes: FAIL, exit 1, a JUnit failure.
+    let fail = format!(
+        r#"[{{"name": "q below a half", {cfg}, "metric": "q", "at": "all", "op": "<=", "value": 0.5}}]"#
+    );
+    std::fs::write(d.join("fail.json"), fail).unwrap();
+    let (code, out, _) = run_in(
+        d,
+        &[
+            "check",
+            "--claims",
+            "fail.json",
+            "--quiet",
+            "--junit",
+            "j.xml",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(std::fs::read_to_string(d.join("j.xml"))
+        .unwrap()
+        .contains("<failure message=\"FAIL\">"));
+    // A bound inside the seeds' interval: INCONCLUSIVE, exit 0, or 1 with --strict.
+    let mid = format!(
+        r#"[{{"name": "q about its mean", {cfg}, "metric": "q", "at": "layer:0", "op": "<=", "value": 1.0}}]"#
+    );
+    std::fs::write(d.join("mid.json"), mid).unwrap();
+    let (code, out, _) = run_in(d, &["check", "--claims", "mid.json", "--quiet"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("INCONCLUSIVE"), "{out}");
+    let (code, _, _) = run_in(d, &["check", "--claims", "mid.json", "--quiet", "--strict"]);
+    assert_eq!(code, Some(1));
+    // Malformed: one line naming the claim and the field, exit 2, nothing written.
+    std::fs::write(
+        d.join("bad.json"),
+        format!(
+            r#"[{{"name": "oops", {cfg}, "metric": "q", "at": "finall", "op": "<=", "value": 1}}]"#
+        ),
+    )
+    .unwrap();
+    refused(
+        d,
+        &["check", "--claims", "bad.json", "--out", "never.json"],
+        "claim 1 (\"oops\"): at: unknown value 'finall'",
+    );
+    refused(d, &["check", "--claims", "missing.json"], "missing.json");
 }

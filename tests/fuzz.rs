@@ -221,7 +221,7 @@ fn fields(r: &mut Rng, hostile: bool) -> Vec<(&'static str, String)> {
     let width: usize = v[2].1.parse().unwrap_or(8);
     let heads = [1, 2, 4, 8]
         .into_iter()
-        .filter(|h| width % h == 0)
+        .filter(|h| width.is_multiple_of(*h))
         .collect::<Vec<_>>();
     v.push(("heads", heads[r.below(heads.len())].to_string()));
     if v[3].1 == "1" {
@@ -288,7 +288,7 @@ fn generate(r: &mut Rng, k: usize) -> Case {
     let small = |f: &str, v: String| -> String {
         // Keep valid dimensions small: the cost of a case is depth · width² · tokens.
         match f {
-            "depth" if v.parse::<u64>().is_ok_and(|x| x > 40) && k % 7 != 0 => "4".into(),
+            "depth" if v.parse::<u64>().is_ok_and(|x| x > 40) && !k.is_multiple_of(7) => "4".into(),
             _ => v,
         }
     };

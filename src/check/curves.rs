@@ -1,6 +1,6 @@
-//! Curves: every per-layer quantity (`q`, `token_cos`, `adj_cos`, `log10_grad`) of every
-//! placement against its mean-field recursion, plus softmax with the causal mask and a
-//! mixture of experts.
+//! Curve comparisons: a simulated per-layer quantity against its mean-field recursion (the
+//! presets' curves, for every placement, softmax with the causal mask and a mixture of
+//! experts, are data: `analysis/claims/`, `op: ~theory`, `at: all`).
 //!
 //! A curve's verdict is one 95% statement over its layers: the half-width uses the
 //! Bonferroni quantile ([`tol::t_family`]), and the verdict reports the layer whose gap uses
@@ -9,56 +9,8 @@
 
 use super::tol::{self, Kind};
 use super::verdict::{Allowance, Burden, Claimed, Estimate, Expect, Relation};
-use super::{Claim, Evidence, Group, Sizes, Verdict};
-use crate::attention::Mask;
-use crate::choice::Choice;
-use crate::config::SimConfig;
-use crate::error::ConfigError;
-use crate::init::Init;
-use crate::placement::Placement;
+use super::Verdict;
 use crate::summary::Series;
-
-/// The curves of one configuration.
-pub struct Curves {
-    label: String,
-    cfg: SimConfig,
-    formula: &'static str,
-}
-
-const ZERO_QUERY: &str = "theory.md §3 (kernel recursion, zero-query attention)";
-
-/// Every placement (zero-query), pre and span with causal softmax, post with a mixture of 8
-/// experts (top 2).
-pub fn claims(s: &Sizes) -> Result<Vec<Box<dyn Claim>>, ConfigError> {
-    let s = &s.for_curves();
-    let mut out: Vec<Box<dyn Claim>> = Vec::new();
-    for &p in Placement::ALL {
-        out.push(Box::new(Curves {
-            label: p.to_string(),
-            cfg: s.base(p).build()?,
-            formula: ZERO_QUERY,
-        }));
-    }
-    // Variants whose maps are Monte Carlo: softmax with the causal mask (§2.5.5) and a
-    // mixture of experts (§2.4).
-    for p in [Placement::Pre, Placement::Span] {
-        out.push(Box::new(Curves {
-            label: format!("{p} causal-softmax"),
-            cfg: s.base(p).init(Init::FanIn).mask(Mask::Causal).build()?,
-            formula: "theory.md §3 with §2.5.5 (causal softmax, Gaussian-logit Monte Carlo)",
-        }));
-    }
-    out.push(Box::new(Curves {
-        label: "post moe-8/2".into(),
-        cfg: s
-            .base(Placement::Post)
-            .moe_experts(8)
-            .moe_top_k(2)
-            .build()?,
-        formula: "theory.md §3 with §2.4 (mixture of experts, Monte Carlo gates)",
-    }));
-    Ok(out)
-}
 
 /// The worst point of a curve comparison.
 #[derive(Clone, Copy, Debug)]
@@ -158,97 +110,5 @@ pub fn verdict(claimed: Claimed, cmp: Option<Cmp>, from: &str) -> Verdict {
             Burden::NotRefuted,
             Expect::Holds,
         ),
-    }
-}
-
-/// `(metric, simulated, predicted, kind, bias units, per block)` of one curve.
-type Item<'a> = (
-    &'a str,
-    &'a Series,
-    &'a Series,
-    Kind,
-    &'a dyn Fn(usize) -> f64,
-    bool,
-);
-
-const FROM: &str = "Bonferroni t over layers × seed SE + C_B·m/d (forward m = 2; gradient m = 2(L−l)+1, log-normal corrected)";
-
-impl Claim for Curves {
-    fn group(&self) -> Group {
-        Group::Curves
-    }
-
-    fn runs(&self) -> Vec<SimConfig> {
-        vec![self.cfg.clone()]
-    }
-
-    fn judge(&self, ev: &dyn Evidence) -> Vec<Verdict> {
-        let p = &self.label;
-        let th = match ev.predict(&self.cfg) {
-            Ok(t) => t,
-            Err(e) => {
-                return vec![verdict(
-                    Claimed::new(format!("curve {p}"), "theory applies", "", e.to_string()),
-                    None,
-                    "",
-                )]
-            }
-        };
-        let r = ev.run(&self.cfg);
-        let (d, l) = (self.cfg.model().width(), self.cfg.model().depth());
-        let fwd = |_: usize| tol::FORWARD_UNITS;
-        let bwd = |i: usize| tol::gradient_units(l, i);
-        let (b, t) = (&r.sim.boundaries, &th.boundaries);
-        let items: [Item; 4] = [
-            ("q", &b.q, &t.q, Kind::Relative, &fwd, false),
-            (
-                "token_cos",
-                &b.token_cos,
-                &t.token_cos,
-                Kind::Absolute,
-                &fwd,
-                false,
-            ),
-            (
-                "adj_cos",
-                &r.sim.blocks.adj_cos,
-                &th.blocks.adj_cos,
-                Kind::Absolute,
-                &fwd,
-                true,
-            ),
-            (
-                "log10_grad",
-                &b.log10_grad,
-                &t.log10_grad,
-                Kind::LogGrad,
-                &bwd,
-                false,
-            ),
-        ];
-        items
-            .into_iter()
-            .map(|(metric, sim, pred, kind, m, block)| {
-                let c = compare(sim, pred, kind, d, m);
-                // Boundaries are indexed by l; block series by l − 1.
-                let at = c.map_or(String::new(), |c| {
-                    if block {
-                        format!("{p} L={l} d={d}: block {}", c.index + 1)
-                    } else {
-                        format!("{p} L={l} d={d}: boundary l = {}", c.index)
-                    }
-                });
-                verdict(
-                    Claimed::new(
-                        format!("curve {p} {metric}"),
-                        format!("{metric} of {p} follows the mean-field recursion at every layer"),
-                        self.formula,
-                        at,
-                    ),
-                    c,
-                    FROM,
-                )
-            })
-            .collect()
     }
 }

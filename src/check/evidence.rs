@@ -211,7 +211,7 @@ impl<'a> Runner<'a> {
             }
             Ok(())
         };
-        let Ok(()) = simulate::run_jobs(cfgs, &simulate::all_jobs(cfgs), &done);
+        let Ok(()) = simulate::run_jobs(cfgs, &simulate::all_jobs(cfgs), &|_| {}, &done);
     }
 }
 

@@ -3,8 +3,12 @@
 //! whose origin is written next to it (`analysis/checks.md`).
 //!
 //! - [`Claim`]: what a check predicts, which simulations it needs, and how it judges them.
-//!   One file per group: [`curves`], [`c1`] … [`c7`] (C5 and C6 share runs), and one per
-//!   published result ([`xiong`], [`dong`], [`deepnet`], [`sun`], [`kedia`]).
+//!   Claims that can be written as data are data: the presets' files
+//!   `analysis/claims/ci.json` and `full.json` ([`data`]: every curve, C3b, C6, Xiong 2020,
+//!   DeepNet 2022), the same format as a user's `check --claims` file. The others are code,
+//!   one file per group: [`c1`] … [`c7`], [`dong`], [`sun`], [`kedia`] (a per-token bound,
+//!   slopes of transformed quantities, ratios between configurations, bounds from the
+//!   theory's gains, exponents compared across losses).
 //! - [`verdict`]: the one constructor every verdict goes through ([`Verdict::judge`]).
 //! - [`tol`]: the tolerance policy, every constant with its source.
 //! - [`evidence`]: what claims are judged on ([`Evidence`]) and the [`Runner`] that
@@ -30,14 +34,13 @@ pub mod c4;
 pub mod c5_c6;
 pub mod c7;
 pub mod curves;
-pub mod deepnet;
+pub mod data;
 pub mod dong;
 pub mod evidence;
 pub mod kedia;
 pub mod sun;
 pub mod tol;
 pub mod verdict;
-pub mod xiong;
 
 pub use evidence::{Evidence, Perturbation, Run, Runner};
 pub use verdict::{Status, Verdict};
@@ -86,6 +89,8 @@ choice_enum!(
         Sun => "sun",
         /// Kedia et al. 2024: Pre-LN's backward recursion, by loss.
         Kedia => "kedia",
+        /// A user's claims file.
+        User => "user",
     }
 );
 
@@ -193,25 +198,46 @@ impl Preset {
     }
 }
 
-/// The claims of `preset` in `groups` (in table order); an error only if a preset's
-/// configuration is invalid.
+/// The claims of a preset written as data (`analysis/claims/`).
+fn preset_data(preset: Preset) -> (&'static str, &'static str) {
+    match preset {
+        Preset::Ci => (
+            "analysis/claims/ci.json",
+            include_str!("../../analysis/claims/ci.json"),
+        ),
+        Preset::Full => (
+            "analysis/claims/full.json",
+            include_str!("../../analysis/claims/full.json"),
+        ),
+    }
+}
+
+/// The claims of `preset` in `groups`, group by group in table order (within a group, the
+/// claims in code first, then those in the preset's claims file); an error only if a
+/// preset's configuration is invalid.
 pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, ConfigError> {
     let s = preset.sizes();
+    let (file, text) = preset_data(preset);
+    let data = data::parse(text, file, Group::User).map_err(|e| ConfigError::File {
+        path: file.into(),
+        reason: e.what,
+    })?;
     let mut out: Vec<Box<dyn Claim>> = Vec::new();
-    for g in Group::ALL.iter().filter(|g| groups.contains(g)) {
+    for &g in Group::ALL.iter().filter(|g| groups.contains(g)) {
         match g {
-            Group::Curves => out.extend(curves::claims(&s)?),
             Group::C1 => out.extend(c1::claims(&s)?),
             Group::C2 => out.extend(c2::claims(&s)?),
             Group::C3 => out.extend(c3::claims(&s)?),
             Group::C4 => out.extend(c4::claims(&s)?),
             Group::C5C6 => out.extend(c5_c6::claims(&s)?),
             Group::C7 => out.extend(c7::claims(&s)?),
-            Group::Xiong => out.extend(xiong::claims(&s)?),
             Group::Dong => out.extend(dong::claims(&s)?),
-            Group::Deepnet => out.extend(deepnet::claims(&s)?),
             Group::Sun => out.extend(sun::claims(&s)?),
             Group::Kedia => out.extend(kedia::claims(&s)?),
+            Group::Curves | Group::Xiong | Group::Deepnet | Group::User => {}
+        }
+        for c in data.iter().filter(|c| c.group() == g) {
+            out.push(Box::new(c.clone()));
         }
     }
     Ok(out)
@@ -219,8 +245,19 @@ pub fn claims(preset: Preset, groups: &[Group]) -> Result<Vec<Box<dyn Claim>>, C
 
 /// Simulates what `claims` need (once each) and collects their verdicts, in order.
 pub fn run(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<Verdict> {
+    run_grouped(claims, runner)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
+}
+
+/// [`run`], each verdict with the group of its claim.
+pub fn run_grouped(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<(Verdict, Group)> {
     runner.prepare_claims(claims);
-    claims.iter().flat_map(|c| c.judge(runner)).collect()
+    claims
+        .iter()
+        .flat_map(|c| c.judge(runner).into_iter().map(move |v| (v, c.group())))
+        .collect()
 }
 
 /// Verdict counts: `(pass, fail, deviation, inconclusive)`.
@@ -247,7 +284,7 @@ fn num(v: f64) -> String {
 pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = format!(
         "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10}  {}\n",
-        "prediction", "measured", "95% interval", "", "predicted", "tolerance", "verdict"
+        "prediction", "measured", "95% interval", "", "target", "tolerance", "verdict"
     );
     for v in verdicts {
         let interval = v.interval.map_or("-".to_string(), |(a, b)| {
@@ -266,6 +303,93 @@ pub fn table(verdicts: &[Verdict]) -> String {
         );
     }
     out
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The verdicts as a JUnit XML report (one test case per verdict, classname its group;
+/// FAIL a failure, INCONCLUSIVE a failure with `strict` and skipped otherwise, DEVIATION a
+/// pass whose output says so), for CI systems that display test reports.
+pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
+    let (_, fail, _, inc) = counts(verdicts);
+    let failures = fail + if strict { inc } else { 0 };
+    let skipped = if strict { 0 } else { inc };
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
+        verdicts.len(),
+        verdicts.len()
+    );
+    for (v, g) in verdicts.iter().zip(groups) {
+        let detail = format!(
+            "measured {} {} {} (tolerance {}, {}); interval {}; {}",
+            num(v.measured),
+            v.relation.symbol(),
+            num(v.predicted),
+            num(v.tolerance),
+            v.tolerance_from,
+            v.interval
+                .map_or("-".into(), |(a, b)| format!("[{}, {}]", num(a), num(b))),
+            v.at
+        );
+        let _ = write!(
+            s,
+            "    <testcase name=\"{}\" classname=\"spannorm.{g}\">",
+            xml(&v.name)
+        );
+        match v.status {
+            Status::Fail => {
+                let _ = write!(s, "<failure message=\"FAIL\">{}</failure>", xml(&detail));
+            }
+            Status::Inconclusive if strict => {
+                let _ = write!(
+                    s,
+                    "<failure message=\"INCONCLUSIVE\">{}</failure>",
+                    xml(&detail)
+                );
+            }
+            Status::Inconclusive => {
+                let _ = write!(s, "<skipped message=\"INCONCLUSIVE: {}\"/>", xml(&detail));
+            }
+            Status::KnownDeviation => {
+                let _ = write!(s, "<system-out>DEVIATION: {}</system-out>", xml(&detail));
+            }
+            Status::Pass => {
+                let _ = write!(s, "<system-out>PASS: {}</system-out>", xml(&detail));
+            }
+        }
+        s += "</testcase>\n";
+    }
+    s + "  </testsuite>\n</testsuites>\n"
+}
+
+/// The verdicts as a Markdown table (for a CI job summary).
+pub fn markdown(verdicts: &[Verdict]) -> String {
+    let cell = |t: &str| t.replace('|', "\\|");
+    let mut s = format!(
+        "**spannorm check**: {}\n\n| verdict | claim | measured | 95% interval | | target | tolerance | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | --- |\n",
+        summary_line(verdicts)
+    );
+    for v in verdicts {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            v.status.word(),
+            cell(&v.name),
+            num(v.measured),
+            v.interval
+                .map_or("-".into(), |(a, b)| format!("[{}, {}]", num(a), num(b))),
+            v.relation.symbol(),
+            num(v.predicted),
+            num(v.tolerance),
+            cell(&v.at)
+        );
+    }
+    s
 }
 
 /// The one-line count: `78 PASS, 0 FAIL, 5 DEVIATION`.

@@ -32,9 +32,21 @@ impl PresetArg {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Sizes of the check run.
+    /// Sizes of the built-in checks.
     #[arg(long, value_enum, default_value = "ci")]
     pub preset: PresetArg,
+    /// Run the claims of this file instead of the built-in checks (see analysis/claims.md).
+    #[arg(long, value_name = "FILE")]
+    pub claims: Option<PathBuf>,
+    /// Count INCONCLUSIVE verdicts (an interval straddling a bound) as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Also write the verdicts as a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the verdicts as a Markdown table here.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
     /// Only these groups of checks (repeatable) [default: all].
     #[arg(long = "only", value_enum)]
     pub groups: Vec<Group>,
@@ -71,10 +83,43 @@ pub struct ChecksFailed(pub usize, pub usize);
 /// The report of a check run: the verdict table, the accuracy table, the counts.
 pub struct Report {
     pub verdicts: Vec<check::Verdict>,
+    pub groups: Vec<Group>,
     pub accuracy: Vec<accuracy::Accuracy>,
+    /// Where the claims are explained.
+    pub docs: &'static str,
 }
 
 impl Report {
+    /// Runs the claims of a claims file with an optional cache directory.
+    pub fn run_file(
+        path: &std::path::Path,
+        cache: Option<PathBuf>,
+        quiet: bool,
+    ) -> anyhow::Result<Report> {
+        let claims = check::data::from_file(path, Group::User).map_err(usage)?;
+        let progress = move |step: &str| {
+            if !quiet {
+                err(&format!("check: {step}"));
+            }
+        };
+        let mut runner = Runner::new(Perturbation::None, &progress);
+        if let Some(dir) = cache {
+            spannorm::store::prepare(&dir).map_err(|e| usage(format!("cache {e}")))?;
+            runner = runner.with_cache(dir);
+        }
+        let boxed: Vec<Box<dyn check::Claim>> = claims
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn check::Claim>)
+            .collect();
+        let (verdicts, groups) = check::run_grouped(&boxed, &runner).into_iter().unzip();
+        Ok(Report {
+            verdicts,
+            groups,
+            accuracy: Vec::new(),
+            docs: "analysis/claims.md",
+        })
+    }
+
     /// Runs `preset` (the groups given, or all) with an optional cache directory.
     pub fn run(
         preset: PresetArg,
@@ -98,13 +143,18 @@ impl Report {
             groups
         };
         let claims = check::claims(preset.preset(), groups)?;
-        let verdicts = check::run(&claims, &runner);
+        let (verdicts, kinds) = check::run_grouped(&claims, &runner).into_iter().unzip();
         let accuracy = if groups == Group::ALL {
             accuracy::report(preset.preset(), &runner, &progress)
         } else {
             Vec::new()
         };
-        Ok(Report { verdicts, accuracy })
+        Ok(Report {
+            verdicts,
+            groups: kinds,
+            accuracy,
+            docs: "analysis/checks.md",
+        })
     }
 
     /// The tables, as `check` prints them.
@@ -124,44 +174,77 @@ impl Report {
             }
         }
         s += &format!(
-            "verdicts: {} (see analysis/checks.md)\n",
-            check::summary_line(&self.verdicts)
+            "verdicts: {} (see {})\n",
+            check::summary_line(&self.verdicts),
+            self.docs
         );
         s
     }
 
     /// The JSON document of `--out`.
-    pub fn json(&self, preset: PresetArg) -> anyhow::Result<String> {
+    pub fn json(&self, source: &str) -> anyhow::Result<String> {
         let doc = serde_json::json!({
             "schema": 1,
-            "preset": preset.name(),
+            "claims": source,
             "verdicts": self.verdicts,
             "accuracy": self.accuracy,
         });
         Ok(serde_json::to_string_pretty(&doc)? + "\n")
     }
 
-    /// The number of FAIL verdicts.
-    pub fn failed(&self) -> usize {
-        check::counts(&self.verdicts).1
+    /// The number of FAIL verdicts (and INCONCLUSIVE ones when `strict`).
+    pub fn failed(&self, strict: bool) -> usize {
+        let (_, fail, _, inc) = check::counts(&self.verdicts);
+        fail + if strict { inc } else { 0 }
     }
 }
 
 /// `spannorm check`.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
-    let file = match &args.out {
-        Some(p) => Some(AtomicFile::create(p).map_err(usage)?),
-        None => None,
+    let open = |p: &Option<PathBuf>| -> anyhow::Result<Option<AtomicFile>> {
+        p.as_ref()
+            .map(|p| AtomicFile::create(p).map_err(usage))
+            .transpose()
     };
-    let cache = cache_dir(args.preset, args.cache.as_ref(), args.no_cache);
-    let report = Report::run(args.preset, &args.groups, cache, args.quiet)?;
+    let (file, junit, markdown) = (open(&args.out)?, open(&args.junit)?, open(&args.markdown)?);
+    let report = match &args.claims {
+        Some(path) => {
+            if !args.groups.is_empty() {
+                return Err(usage(
+                    "--only selects built-in groups; a claims file runs all its claims",
+                ));
+            }
+            Report::run_file(
+                path,
+                args.cache.clone().filter(|_| !args.no_cache),
+                args.quiet,
+            )?
+        }
+        None => {
+            let cache = cache_dir(args.preset, args.cache.as_ref(), args.no_cache);
+            Report::run(args.preset, &args.groups, cache, args.quiet)?
+        }
+    };
     out(&report.text());
+    let source = match &args.claims {
+        Some(p) => p.display().to_string(),
+        None => format!("preset {}", args.preset.name()),
+    };
     if let Some(file) = file {
-        file.commit(report.json(args.preset)?.as_bytes())
+        file.commit(report.json(&source)?.as_bytes())
             .map_err(usage)?;
     }
-    if report.failed() > 0 {
-        return Err(ChecksFailed(report.failed(), report.verdicts.len()).into());
+    if let Some(file) = junit {
+        let xml = check::junit(&report.verdicts, &report.groups, args.strict);
+        file.commit(xml.as_bytes()).map_err(usage)?;
+    }
+    if let Some(file) = markdown {
+        file.commit(check::markdown(&report.verdicts).as_bytes())
+            .map_err(usage)?;
+    }
+    let failed = report.failed(args.strict);
+    if failed > 0 {
+        return Err(ChecksFailed(failed, report.verdicts.len()).into());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod export;
 mod merge;
 mod plot;
 mod reproduce;
@@ -15,7 +16,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spannorm::config::{RawConfig, SimConfig};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Signal propagation at initialization in deep Transformers: every norm placement.
 #[derive(Debug, Parser)]
@@ -45,6 +48,8 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Combine the results directories of a sharded sweep.
     Merge(merge::MergeArgs),
+    /// Write results (files or directories) as one tidy CSV: every config field a column.
+    Export(export::ExportArgs),
     /// Draw one figure (1-9) from results on disk, PNG or SVG.
     Plot(plot::PlotArgs),
     /// Every figure from one command: sweeps (cached), figures, check, figures/README.md.
@@ -60,6 +65,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Merge(args) => merge::merge(args),
+        Command::Export(args) => export::export(args),
         Command::Plot(args) => plot::plot(args),
         Command::Reproduce(args) => reproduce::reproduce(args),
     }
@@ -141,11 +147,16 @@ pub fn configs(
 pub struct Output {
     file: Option<spannorm::atomic::AtomicFile>,
     format: spannorm::report::Format,
+    per_seed: bool,
 }
 
 impl Output {
     /// Opens `--out` (if any) in the format `--format` or its extension names.
-    pub fn open(out: Option<&std::path::Path>, format: Option<FormatArg>) -> anyhow::Result<Self> {
+    pub fn open(
+        out: Option<&std::path::Path>,
+        format: Option<FormatArg>,
+        per_seed: bool,
+    ) -> anyhow::Result<Self> {
         let file = match out {
             Some(p) => Some(spannorm::atomic::AtomicFile::create(p).map_err(usage)?),
             None => None,
@@ -153,6 +164,7 @@ impl Output {
         Ok(Output {
             file,
             format: self::format(format, out),
+            per_seed,
         })
     }
 
@@ -162,7 +174,7 @@ impl Output {
         if let Some(file) = self.file {
             let bytes = match self.format {
                 Format::Json => report::to_json(results)?,
-                Format::Csv => report::to_csv(results),
+                Format::Csv => report::to_csv(results, self.per_seed),
             };
             file.commit(bytes.as_bytes()).map_err(usage)?;
         }
@@ -192,19 +204,142 @@ pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
         .context("cannot start worker threads")
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal or `quiet`.
-pub fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
-    let target = if quiet {
-        ProgressDrawTarget::hidden()
+/// Human bytes: `1.2 GiB`, `340 MiB`.
+fn bytes(b: f64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.1} GiB", b / (1024.0 * MIB))
     } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
+        format!("{:.0} MiB", (b / MIB).max(1.0))
+    }
+}
+
+/// `--dry-run`: what running `cfgs` on `pool` will take, estimated from short stacks timed
+/// on this machine, printed instead of running.
+pub fn dry_run(cfgs: &[SimConfig], pool: &rayon::ThreadPool) {
+    let e = pool.install(|| spannorm::simulate::estimate(cfgs));
+    out(&format!(
+        "dry run: {} configurations, {} seeds on {} worker threads (estimated from six blocks of each shape timed on this machine)\n",
+        cfgs.len(),
+        e.seeds,
+        e.threads
+    ));
+    out(&format!(
+        "{:<11} {:>7} {:>6} {:>5} {:>6} {:>10} {:>10} {:>11} {:>10}\n",
+        "placement", "L", "d", "n", "seeds", "memory", "per seed", "GFLOP/seed", "s/seed"
+    ));
+    for (c, ce) in cfgs.iter().zip(&e.configs) {
+        let m = c.model();
+        out(&format!(
+            "{:<11} {:>7} {:>6} {:>5} {:>6} {:>10} {:>10} {:>11.1} {:>10.2}\n",
+            m.placement().to_string(),
+            m.depth(),
+            m.width(),
+            m.tokens(),
+            c.seeds(),
+            ce.memory,
+            bytes(ce.bytes_per_seed),
+            ce.flops_per_seed / 1e9,
+            ce.seconds_per_seed
+        ));
+    }
+    out(&format!(
+        "in all: about {} wall time, peak memory about {} ({} seeds at once), {:.1} GFLOP executed\n",
+        hms(e.seconds),
+        bytes(e.peak_bytes),
+        e.threads.min(e.seeds),
+        e.flops / 1e9
+    ));
+}
+
+/// Progress of a long run in block passes (each block forward and backward, so a deep run
+/// moves from its first seconds): a bar with rate and ETA on a terminal, a line every few
+/// seconds otherwise (logs of batch jobs), nothing with `--quiet`.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    what: String,
+    total: u64,
+    done: AtomicU64,
+    start: Instant,
+    /// Plain mode: when the last line was printed.
+    last: Option<Mutex<Instant>>,
+    every: Duration,
+}
+
+/// Time between plain progress lines: `SPANNORM_PROGRESS_SECONDS` (default 5).
+fn every() -> Duration {
+    std::env::var("SPANNORM_PROGRESS_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(Duration::from_secs(5), Duration::from_secs_f64)
+}
+
+fn hms(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl Progress {
+    /// Progress toward `total` block passes of `what`.
+    pub fn new(total: u64, what: &str, quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!quiet && tty).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {human_pos}/{human_len} block passes, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.to_string());
+            bar
+        });
+        Progress {
+            bar,
+            what: what.into(),
+            total,
+            done: AtomicU64::new(0),
+            start: Instant::now(),
+            last: (!quiet && !tty).then(|| Mutex::new(Instant::now())),
+            every: every(),
+        }
+    }
+
+    /// `n` more block passes finished.
+    pub fn inc(&self, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+        if let Some(last) = &self.last {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= self.every && done < self.total {
+                *last = Instant::now();
+                let t = self.start.elapsed().as_secs_f64();
+                let frac = done as f64 / self.total.max(1) as f64;
+                err(&format!(
+                    "{}: {done}/{} block passes ({:.0}%), {} elapsed, eta {}",
+                    self.what,
+                    self.total,
+                    100.0 * frac,
+                    hms(t),
+                    hms(t / frac.max(1e-9) - t)
+                ));
+            }
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

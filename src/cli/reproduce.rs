@@ -1,7 +1,7 @@
 //! `spannorm reproduce`.
 
 use super::check::{PresetArg, Report};
-use super::{err, pool, progress, usage};
+use super::{err, pool, usage, Progress};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use spannorm::atomic::write_if_changed;
@@ -16,6 +16,7 @@ use std::time::Instant;
 pub enum ImageArg {
     Png,
     Svg,
+    Pdf,
 }
 
 #[derive(Debug, Args)]
@@ -75,10 +76,10 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         pending.len()
     ));
     let pool = pool(args.threads)?;
-    let seeds: usize = pending.iter().map(|c| c.seeds()).sum();
-    let bar = progress(seeds as u64, "simulate", args.quiet);
-    let written = pool.install(|| sweep::run(&pending, &args.results, &|| bar.inc(1)));
-    bar.finish_and_clear();
+    let total = spannorm::simulate::total_passes(&pending, &spannorm::simulate::all_jobs(&pending));
+    let bar = Progress::new(total, "simulate", args.quiet);
+    let written = pool.install(|| sweep::run(&pending, &args.results, &|n| bar.inc(n)));
+    bar.finish();
     written.map_err(usage)?;
     let t_sim = start.elapsed().as_secs_f64();
     say(format!(
@@ -97,12 +98,16 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     let ext = match args.format {
         ImageArg::Png => "png",
         ImageArg::Svg => "svg",
+        ImageArg::Pdf => "pdf",
     };
     let mut drawn = Vec::new();
     for f in &figures {
         let results = plot::select(&f.sweep().map_err(usage)?, all.clone()).map_err(usage)?;
         let image = format!("{}.{ext}", f.slug);
-        let notes = pool.install(|| plot::draw(f, &results, &args.out.join(&image)))?;
+        let preset = f.preset().map_err(usage)?;
+        let notes = pool
+            .install(|| plot::draw(&preset.plot, &results, &args.out.join(&image)))
+            .map_err(usage)?;
         say(format!(
             "figure {}: {}",
             f.number,
@@ -110,6 +115,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         ));
         drawn.push(reproduce::Drawn {
             figure: f,
+            preset,
             image,
             notes,
         });
@@ -127,7 +133,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             check::summary_line(&report.verdicts)
         ));
         let text = report.text();
-        if report.failed() == 0 {
+        if report.failed(false) == 0 {
             format!(
                 "`spannorm check --preset {preset}`: no prediction fails (DEVIATION rows are \
                  claims that do not follow as stated; see analysis/checks.md).\n\n```\n{}\n```",

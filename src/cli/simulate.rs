@@ -1,6 +1,6 @@
 //! `spannorm simulate`.
 
-use super::{err, out, pool, progress, FormatArg};
+use super::{err, out, pool, FormatArg, Progress};
 use clap::Args;
 use spannorm::config::{Field, RawConfig};
 use spannorm::report;
@@ -23,9 +23,13 @@ pub struct SimulateArgs {
     /// Output format [default: from the extension of --out, else json].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Keep every seed's own values in the JSON results (`per_seed`).
+    /// Keep every seed's own values in the results (`per_seed` in JSON, rows with a
+    /// `seed_index` in CSV).
     #[arg(long)]
     pub per_seed: bool,
+    /// Print the estimated memory, FLOPs and time, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -34,16 +38,21 @@ pub struct SimulateArgs {
 /// `spannorm simulate`.
 pub fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
     let cfgs = super::configs(args.config.as_deref(), &args.model, true)?;
-    let output = super::Output::open(args.out.as_deref(), args.format)?;
     let pool = pool(args.threads)?;
-    let total: usize = cfgs.iter().map(|c| c.seeds()).sum();
-    let bar = progress(total as u64, "simulate", args.quiet);
+    if args.dry_run {
+        super::dry_run(&cfgs, &pool);
+        return Ok(());
+    }
+    let output = super::Output::open(args.out.as_deref(), args.format, args.per_seed)?;
+    let total = simulate::total_passes(&cfgs, &simulate::all_jobs(&cfgs));
+    let bar = Progress::new(total, "simulate", args.quiet);
     let opts = Options {
         per_seed: args.per_seed,
-        progress: &|| bar.inc(1),
+        progress: &|n| bar.inc(n),
+        ..Options::default()
     };
     let results = pool.install(|| simulate::simulate(&cfgs, &opts))?;
-    bar.finish_and_clear();
+    bar.finish();
     for (c, r) in cfgs.iter().zip(&results) {
         match c.model().identity_at_init() {
             // A flat curve says nothing: say why it is flat instead.

@@ -1,6 +1,6 @@
 //! `spannorm sweep`.
 
-use super::{err, out, pool, progress, usage};
+use super::{err, out, pool, usage, Progress};
 use clap::Args;
 use spannorm::store;
 use spannorm::sweep::{self, Plan, Shard, Summary, SweepSpec};
@@ -13,7 +13,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Results directory: one HASH.json file per config, and summary.json.
-    #[arg(long, required_unless_present = "list")]
+    #[arg(long, required_unless_present_any = ["list", "dry_run"])]
     pub out: Option<PathBuf>,
     /// Run only part i of n, 1-based (1/n … n/n); merge the parts with `spannorm merge`.
     #[arg(long)]
@@ -28,6 +28,10 @@ pub struct SweepArgs {
     /// done).
     #[arg(long)]
     pub list: bool,
+    /// Print the estimated memory, FLOPs and time of the pending configs (every config
+    /// without --out), run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// No progress bar and no summary table.
     #[arg(long)]
     pub quiet: bool,
@@ -41,12 +45,20 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         None => None,
     };
     let Some(dir) = &args.out else {
-        // --list without a directory: the configurations only.
+        // --list or --dry-run without a directory: every configuration is pending.
         let cfgs = spec.expand().map_err(usage)?;
-        let cfgs = match shard {
+        let mut cfgs = match shard {
             Some(s) => s.select(&cfgs),
             None => cfgs,
         };
+        if args.dry_run {
+            for c in &cfgs {
+                spannorm::cost::check_fits(c).map_err(usage)?;
+            }
+            cfgs.truncate(args.limit.unwrap_or(usize::MAX));
+            super::dry_run(&cfgs, &pool(args.threads)?);
+            return Ok(());
+        }
         for c in &cfgs {
             out(&format!("{} {}\n", store::file_name(c), c.canonical()));
         }
@@ -75,6 +87,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     let pool = pool(args.threads)?;
     let mut todo = plan.pending.clone();
     todo.truncate(args.limit.unwrap_or(usize::MAX));
+    if args.dry_run {
+        super::dry_run(&todo, &pool);
+        return Ok(());
+    }
     if !args.quiet {
         err(&format!(
             "sweep{}: {} configs, {} done, running {}",
@@ -84,10 +100,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             todo.len()
         ));
     }
-    let seeds: usize = todo.iter().map(|c| c.seeds()).sum();
-    let bar = progress(seeds as u64, "sweep", args.quiet);
-    let written = pool.install(|| sweep::run(&todo, dir, &|| bar.inc(1)));
-    bar.finish_and_clear();
+    let total = spannorm::simulate::total_passes(&todo, &spannorm::simulate::all_jobs(&todo));
+    let bar = Progress::new(total, "sweep", args.quiet);
+    let written = pool.install(|| sweep::run(&todo, dir, &|n| bar.inc(n)));
+    bar.finish();
     for w in written.map_err(usage)? {
         if w.diverged > 0 {
             err(&format!(

@@ -25,7 +25,7 @@ pub struct TheoryArgs {
 /// `spannorm theory`: mean-field predictions, layer by layer.
 pub fn theory(args: &TheoryArgs) -> anyhow::Result<()> {
     let cfgs = super::configs(args.config.as_deref(), &args.model, false)?;
-    let output = super::Output::open(args.out.as_deref(), args.format)?;
+    let output = super::Output::open(args.out.as_deref(), args.format, false)?;
     let mut results = Vec::new();
     let mut refused = Vec::new();
     for cfg in &cfgs {

@@ -36,6 +36,8 @@ pub fn select(numbers: &[usize]) -> Result<Vec<&'static Figure>, PlotError> {
 pub struct Drawn {
     /// The figure.
     pub figure: &'static Figure,
+    /// Its preset (title, caption).
+    pub preset: super::Preset,
     /// The image's file name, relative to the figures directory.
     pub image: String,
     /// What the figure could not show (from [`super::draw`]).
@@ -50,14 +52,16 @@ pub fn readme(drawn: &[Drawn], results_dir: &str, out_dir: &str, verdicts: &str)
          experiment is a sweep file in `analysis/figures/`, its results are cached one file per \
          configuration, and the figure is drawn from them without recomputation. Theory is \
          dashed, simulation solid with a shaded 95% interval over seeds (Student t), one \
-         colour per placement (Paul Tol's colour-blind-safe scheme).\n",
+         colour and one marker per placement (Paul Tol's colour-blind-safe scheme). Each \
+         figure is a preset of the plot grammar (`analysis/figures/<slug>.plot.json`): \
+         `spannorm plot` draws any other view of the same results.\n",
     );
     for d in drawn {
         let f = d.figure;
         let _ = write!(
             s,
             "\n## Figure {}. {}\n\n![Figure {}]({})\n\n{}\n",
-            f.number, f.title, f.number, d.image, f.caption
+            f.number, d.preset.title, f.number, d.image, d.preset.caption
         );
         for n in &d.notes {
             let _ = write!(s, "\n> {n}\n");

@@ -6,7 +6,9 @@
 //! Tol's diverging blue–red scheme. One `match` assigns each placement its colour, so a new
 //! placement gets one (the compiler asks for it).
 
+use super::canvas::Marker;
 use super::PlotError;
+use crate::choice::Choice;
 use crate::placement::Placement;
 use plotters::style::{FontStyle, RGBColor};
 use std::sync::OnceLock;
@@ -16,7 +18,7 @@ pub const FONT: &str = "sans-serif";
 
 /// DejaVu Sans (Bitstream Vera licence with DejaVu changes in the public domain; the
 /// licence is `src/plot/DejaVuSans.LICENSE`), so no system font library is needed.
-static FONT_BYTES: &[u8] = include_bytes!("DejaVuSans.ttf");
+pub static FONT_BYTES: &[u8] = include_bytes!("DejaVuSans.ttf");
 
 /// Registers the embedded font with plotters (once per process).
 pub fn register_font() -> Result<(), PlotError> {
@@ -56,6 +58,31 @@ pub fn colour(p: Placement) -> RGBColor {
         Placement::Tfixup => RGBColor(0xAA, 0xAA, 0x00), // light olive
         Placement::Custom => RGBColor(0x55, 0x55, 0x55), // dark grey: a user's formula
     }
+}
+
+/// The marker of a placement in every figure: with its colour, it tells the 11 placements
+/// apart in print and for readers who do not see the colours.
+pub fn marker(p: Placement) -> Marker {
+    Marker::nth(p.index())
+}
+
+/// Colours for a field other than the placement: Tol's muted scheme in order, then black
+/// and grey, then again.
+pub fn palette(k: usize) -> RGBColor {
+    const ALL: [Placement; 11] = [
+        Placement::Pre,
+        Placement::Post,
+        Placement::Span,
+        Placement::SpanOuter,
+        Placement::Deepnorm,
+        Placement::Peri,
+        Placement::Lns,
+        Placement::Mix,
+        Placement::B2t,
+        Placement::AttnOnly,
+        Placement::AttnSkip,
+    ];
+    colour(ALL[k % ALL.len()])
 }
 
 /// Tol's diverging BuRd scheme, blue (negative) to red (positive).
@@ -106,13 +133,31 @@ pub fn number(v: f64) -> String {
     }
 }
 
+/// `10` with `e` as a superscript, in Unicode (`10⁻⁷`).
+pub fn power_of_ten(e: i32) -> String {
+    let sup = |c: char| match c {
+        '-' => '⁻',
+        '0' => '⁰',
+        '1' => '¹',
+        '2' => '²',
+        '3' => '³',
+        '4' => '⁴',
+        '5' => '⁵',
+        '6' => '⁶',
+        '7' => '⁷',
+        '8' => '⁸',
+        _ => '⁹',
+    };
+    format!("10{}", e.to_string().chars().map(sup).collect::<String>())
+}
+
 /// The label of a tick at `v = log10(value)` on a log axis.
 pub fn log_tick(v: f64) -> String {
     let k = v.round();
     if (v - k).abs() < 1e-6 {
         match k as i32 {
             -2..=4 => number(10f64.powi(k as i32)),
-            e => format!("1e{e}"),
+            e => power_of_ten(e),
         }
     } else {
         // Three significant digits between decades.
@@ -133,7 +178,10 @@ mod tests {
         assert_eq!(number(123.456), "123.5");
         assert_eq!(number(1e-5), "1e-5");
         assert_eq!(log_tick(2.0), "100");
-        assert_eq!(log_tick(-7.0), "1e-7");
+        assert_eq!(log_tick(-7.0), "10⁻⁷");
+        assert_eq!(log_tick(12.0), "10¹²");
+        assert_eq!(log_tick(8f64.log10()), "8");
+        assert_eq!(log_tick(4096f64.log10()), "4096");
         assert_eq!(log_tick(0.5), "3.16");
         assert_eq!(log_tick(-0.2), "0.631");
     }

@@ -97,12 +97,12 @@ struct Slot {
 }
 
 /// Runs `cfgs` and writes each config's results into `dir` (created if missing) as soon as
-/// its last seed finishes; `progress` is called after every seed. Returns the files in the
-/// order they were written.
+/// its last seed finishes; `progress` gets every finished block pass (of
+/// [`simulate::total_passes`]). Returns the files in the order they were written.
 pub fn run(
     cfgs: &[SimConfig],
     dir: &Path,
-    progress: &(dyn Fn() + Sync),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Written>, SweepError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
         path: dir.to_path_buf(),
@@ -122,7 +122,6 @@ pub fn run(
         .collect();
     let written = Mutex::new(Vec::new());
     let done = |c: usize, s: usize, rec: SeedRecord| -> Result<(), SweepError> {
-        progress();
         let finished = {
             let mut slot = slots[c].lock().unwrap_or_else(|e| e.into_inner());
             slot.records[s] = Some(rec);
@@ -144,6 +143,6 @@ pub fn run(
         }
         Ok(())
     };
-    simulate::run_jobs(cfgs, &simulate::all_jobs(cfgs), &done)?;
+    simulate::run_jobs(cfgs, &simulate::all_jobs(cfgs), progress, &done)?;
     Ok(written.into_inner().unwrap_or_else(|e| e.into_inner()))
 }

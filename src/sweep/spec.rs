@@ -46,7 +46,7 @@ pub fn config_fields() -> Vec<String> {
 fn raw_from(map: Map<String, Value>) -> Result<RawConfig, String> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
-        let inner = crate::error::cut(&e.into_inner().to_string());
+        let inner = crate::error::cut_to(&e.into_inner().to_string(), crate::error::MAX_MESSAGE);
         if path == "." {
             inner
         } else {

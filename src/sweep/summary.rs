@@ -35,8 +35,11 @@ pub struct Finals {
     #[serde(rename = "q_L")]
     /// `q_L`.
     pub q_last: Point,
-    /// `log10(grad_0 / grad_L)`.
-    pub log10_grad_ratio: Option<f64>,
+    /// `log10(grad_0 / grad_L)`: the difference of the seed means, with the interval of
+    /// the per-seed differences where the result kept its seeds, else the conservative
+    /// interval `± (h_0 + h_L)` (the standard deviation of a difference is at most the sum
+    /// of the two; the seeds are the same, so their covariance is unknown, not zero).
+    pub log10_grad_ratio: Point,
     #[serde(rename = "token_cos_L")]
     /// `token_cos_L`.
     pub token_cos_last: Point,
@@ -54,13 +57,41 @@ impl Finals {
                 hi: at(&c.hi),
             }
         };
-        let g = &b.log10_grad.mean;
+        let g = &b.log10_grad;
+        let (first, end) = (0, g.len().saturating_sub(1));
+        let at = |v: &[Option<f64>], i: usize| v.get(i).copied().flatten();
+        let mean = match (at(&g.mean, first), at(&g.mean, end)) {
+            (Some(g0), Some(gl)) => Some(g0 - gl),
+            _ => None,
+        };
+        let half = |i: usize| Some((at(&g.hi, i)? - at(&g.lo, i)?) / 2.0);
+        let per_seed = r.per_seed.as_ref().map(|seeds| {
+            let v: Vec<f64> = seeds
+                .iter()
+                .filter_map(|s| {
+                    Some(s.log10_grad.first()?.as_ref()? - s.log10_grad.last()?.as_ref()?)
+                })
+                .collect();
+            crate::summary::mean_ci(&v)
+        });
+        let ratio = match per_seed {
+            Some(Some((m, Some(h)))) => Point {
+                mean: Some(m),
+                lo: Some(m - h),
+                hi: Some(m + h),
+            },
+            _ => {
+                let h = half(first).zip(half(end)).map(|(a, b)| a + b);
+                Point {
+                    mean,
+                    lo: mean.zip(h).map(|(m, h)| m - h),
+                    hi: mean.zip(h).map(|(m, h)| m + h),
+                }
+            }
+        };
         Finals {
             q_last: last(&b.q),
-            log10_grad_ratio: match (g.first().copied().flatten(), g.last().copied().flatten()) {
-                (Some(g0), Some(gl)) => Some(g0 - gl),
-                _ => None,
-            },
+            log10_grad_ratio: ratio,
             token_cos_last: last(&b.token_cos),
         }
     }
@@ -153,7 +184,12 @@ pub fn exponents(points: &[(usize, Finals)]) -> [Option<Fit>; 3] {
     [
         fit_logs(points.iter().map(|(_, f)| log_pos(f.q_last.mean)).collect()),
         // log10 of the ratio is stored directly, so huge ratios do not overflow.
-        fit_logs(points.iter().map(|(_, f)| f.log10_grad_ratio).collect()),
+        fit_logs(
+            points
+                .iter()
+                .map(|(_, f)| f.log10_grad_ratio.mean)
+                .collect(),
+        ),
         fit_logs(
             points
                 .iter()
@@ -312,7 +348,7 @@ impl Summary {
                 r.depth,
                 r.width,
                 num(s.q_last.mean, 11),
-                num(s.log10_grad_ratio, 13),
+                num(s.log10_grad_ratio.mean, 13),
                 num(s.token_cos_last.mean, 12),
                 r.diverged
             );

@@ -66,13 +66,16 @@ impl TheoryTape<'_> {
         };
         let var = gain * (1.0 - rho);
         if var > 1.0 || (c.n as f64) < (4.0 * var).exp() {
-            self.fail(format!(
-                "softmax attention outside the near-uniform regime (within-row logit variance \
+            self.fail(
+                super::Refusal::SoftmaxRegime,
+                format!(
+                    "softmax attention outside the near-uniform regime (within-row logit variance \
                  {var:.3}: needs ≤ 1 and n = {} ≥ e^(4·variance) = {:.1}; see \
                  analysis/theory.md §2.5.3)",
-                c.n,
-                (4.0 * var).exp()
-            ));
+                    c.n,
+                    (4.0 * var).exp()
+                ),
+            );
         }
         (gain, p2(var.min(4.0), c.n), gain * rho * (1.0 - rho))
     }
@@ -83,6 +86,7 @@ impl TheoryTape<'_> {
         let o = c.attn_opts;
         if !c.zero_query && !c.exchangeable {
             self.fail(
+                super::Refusal::NotDerived,
                 "softmax attention with the causal mask and norms inside attention: the Monte \
                  Carlo logits of §2.5.5 take one kernel for logits and values; not derived \
                  (zero-query or the bidirectional mask are)"

@@ -37,18 +37,85 @@ pub enum TheoryError {
     Unsupported {
         /// The placement (or part) concerned.
         what: String,
-        /// Which assumption fails.
+        /// Which assumption fails, in a few words.
+        refusal: Refusal,
+        /// Which assumption fails, with the numbers.
         reason: String,
     },
+}
+
+impl TheoryError {
+    /// One short line for a figure note or a table: the placement and the failed
+    /// assumption, without the numbers (`span-outer: softmax logits outside the
+    /// near-uniform regime`).
+    pub fn summary(&self) -> String {
+        match self {
+            TheoryError::Unsupported { what, refusal, .. } => format!("{what}: {refusal}"),
+        }
+    }
+
+    /// Which assumption fails.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            TheoryError::Unsupported { refusal, .. } => *refusal,
+        }
+    }
+}
+
+/// Which assumption of the derivation fails, as a figure note names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// A mixture of experts under the causal mask (not derived).
+    CausalMixture,
+    /// The prediction's kernels would not fit the memory limit.
+    KernelMemory,
+    /// The routing table of a mixture would be too large.
+    RoutingTable,
+    /// Softmax attention with logits too spread for the near-uniform expansion.
+    SoftmaxRegime,
+    /// The forward recursion overflows `f64`.
+    Overflow,
+    /// A predicted token correlation leaves `[-1, 1]`.
+    Correlation,
+    /// The gradient recursion loses its scale.
+    GradientDegenerate,
+    /// A combination of ops whose map is not derived (norms inside attention under the
+    /// causal mask with softmax).
+    NotDerived,
+    /// A map that needs a Gaussian input sees a non-Gaussian one (`dyt` of a `dyt`).
+    NonGaussian,
+    /// An init gain that varies with the block (the maps take one gain per weight).
+    LayerGain,
+    /// Cross-entropy outside the regime of its log-normal two-row statistic.
+    CrossEntropyRegime,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::CausalMixture => "mixture of experts with the causal mask is not derived",
+            Refusal::KernelMemory => "the prediction's kernels exceed the memory limit",
+            Refusal::RoutingTable => "the routing table of the mixture is too large",
+            Refusal::SoftmaxRegime => "softmax logits outside the near-uniform regime",
+            Refusal::Overflow => "the forward recursion overflows",
+            Refusal::Correlation => "the kernel approximation leaves its regime",
+            Refusal::GradientDegenerate => "the gradient recursion degenerates",
+            Refusal::NotDerived => "this combination of ops is not derived",
+            Refusal::NonGaussian => "a map needs a Gaussian input and sees a non-Gaussian one",
+            Refusal::LayerGain => "an init gain varies with the block",
+            Refusal::CrossEntropyRegime => "cross-entropy outside its log-normal regime",
+        })
+    }
 }
 
 /// The most memory the kernels of one prediction may take: the `L + 1` boundary kernels
 /// and about 64 more per block, `n × n` values each.
 pub const MAX_KERNEL_BYTES: f64 = 4.0 * (1u64 << 30) as f64;
 
-fn unsupported(cfg: &ModelConfig, reason: impl Into<String>) -> TheoryError {
+fn unsupported(cfg: &ModelConfig, refusal: Refusal, reason: impl Into<String>) -> TheoryError {
     TheoryError::Unsupported {
         what: cfg.placement_name().to_string(),
+        refusal,
         reason: reason.into(),
     }
 }
@@ -105,7 +172,8 @@ pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
     let moe = match (m.moe, g_r) {
         (Some(x), Some(g_r)) => Some((
             g_r,
-            moe::Routing::new(x.experts, x.top_k).map_err(|e| unsupported(m, e))?,
+            moe::Routing::new(x.experts, x.top_k)
+                .map_err(|e| unsupported(m, Refusal::RoutingTable, e))?,
         )),
         _ => None,
     };
@@ -186,6 +254,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     if m.moe.is_some() && m.mask == Mask::Causal {
         return Err(unsupported(
             m,
+            Refusal::CausalMixture,
             "mixture-of-experts with the causal mask: every token pair would need its own \
              Monte Carlo routing integral (theory.md §2.4); the bidirectional mask is derived",
         ));
@@ -195,6 +264,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     if kernel_bytes > MAX_KERNEL_BYTES {
         return Err(unsupported(
             m,
+            Refusal::KernelMemory,
             format!(
                 "the prediction keeps {} kernels of {n} × {n} tokens ({:.1} GiB, more than the \
                  {:.0} GiB limit)",
@@ -212,6 +282,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     {
         return Err(unsupported(
             m,
+            Refusal::LayerGain,
             format!(
                 "the init gain of {w} varies with the block; the maps take one gain per weight"
             ),
@@ -268,12 +339,16 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             omega_sum += p.attn_q.unwrap_or(0.0) + p.ffn_q.unwrap_or(0.0);
         }
         if let Some(e) = t.error() {
-            return Err(unsupported(m, format!("block {l}: {e}")));
+            let TheoryError::Unsupported {
+                refusal, reason, ..
+            } = e;
+            return Err(unsupported(m, *refusal, format!("block {l}: {reason}")));
         }
         let k = fix(t.kernel(out));
         if !k.iter().all(|v| v.is_finite()) {
             return Err(unsupported(
                 m,
+                Refusal::Overflow,
                 format!("the recursion overflows at block {l}"),
             ));
         }
@@ -283,7 +358,8 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             vanished = Some(l);
             break;
         }
-        check_covariance(&k).map_err(|e| unsupported(m, format!("block {l}: {e}")))?;
+        check_covariance(&k)
+            .map_err(|e| unsupported(m, Refusal::Correlation, format!("block {l}: {e}")))?;
         let cross = t.cross_input_diag(out);
         let kx = &ks[l - 1];
         let cos: f64 = (0..n)
@@ -316,6 +392,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                     if q > 4.0 || (m.vocab() as f64) < (4.0 * q).exp() {
                         return Err(unsupported(
                             m,
+                            Refusal::CrossEntropyRegime,
                             format!(
                                 "cross-entropy's two-row statistic is log-normal: it needs the \
                                  output's second moment q ≤ 4 and V ≥ e^(4q) (q = {q:.3}, V = \
@@ -352,7 +429,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             t.set_input_gaussian(gaussian[depth]);
             let out = fin.run(&mut t, x, &crate::stack::final_env(m));
             if let Some(e) = t.error() {
-                return Err(unsupported(m, format!("the final map: {e}")));
+                return Err(unsupported(m, e.refusal(), format!("the final map: {e}")));
             }
             let top = top_for(&|| t.kernel(out))?;
             fix(t.backward(out, top).0)
@@ -363,6 +440,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             if !(tr.is_finite() && tr > 0.0) {
                 return Err(unsupported(
                     m,
+                    Refusal::GradientDegenerate,
                     format!("the gradient recursion degenerates at block {}", l + 1),
                 ));
             }

@@ -323,10 +323,11 @@ impl<'c> TheoryTape<'c> {
         self.error.as_ref()
     }
 
-    pub(super) fn fail(&mut self, reason: String) {
+    pub(super) fn fail(&mut self, refusal: super::Refusal, reason: String) {
         if self.error.is_none() {
             self.error = Some(TheoryError::Unsupported {
                 what: "this configuration".into(),
+                refusal,
                 reason,
             });
         }
@@ -338,13 +339,16 @@ impl<'c> TheoryTape<'c> {
         let (q, rho) = q_rho(k);
         let var = c.g_q * c.g_k * q * q * (1.0 - rho);
         if var > 1.0 || (c.n as f64) < (4.0 * var).exp() {
-            self.fail(format!(
-                "softmax attention outside the near-uniform regime (within-row logit variance \
+            self.fail(
+                super::Refusal::SoftmaxRegime,
+                format!(
+                    "softmax attention outside the near-uniform regime (within-row logit variance \
                  {var:.3}: needs ≤ 1 and n = {} ≥ e^(4·variance) = {:.1}; see \
                  analysis/theory.md §2.5.3)",
-                c.n,
-                (4.0 * var).exp()
-            ));
+                    c.n,
+                    (4.0 * var).exp()
+                ),
+            );
         }
         let cs = c.g_q * c.g_k * q * q * rho * (1.0 - rho);
         (q, rho, p2(var.min(4.0), c.n), cs)
@@ -660,6 +664,7 @@ impl TheoryTape<'_> {
     fn dyt(&mut self, x: usize, gain: f64) -> usize {
         if !self.is_gaussian(x) {
             self.fail(
+                super::Refusal::NonGaussian,
                 "dyt(…) of a value that contains an earlier dyt(…) output, which is not \
                  Gaussian: the 2-D Gauss–Hermite map needs a Gaussian input (theory.md §2.7)"
                     .into(),
@@ -739,10 +744,13 @@ impl BlockOps for TheoryTape<'_> {
         } else {
             let (ka, var) = logits::forward(&k, self.gains(), c.mask);
             if var > 1.0 {
-                self.fail(format!(
-                    "softmax attention outside the near-uniform regime (within-row logit \
+                self.fail(
+                    super::Refusal::SoftmaxRegime,
+                    format!(
+                        "softmax attention outside the near-uniform regime (within-row logit \
                      variance {var:.3} > 1; see analysis/theory.md §2.5.5)"
-                ));
+                    ),
+                );
             }
             ka
         };
