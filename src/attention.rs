@@ -76,7 +76,7 @@ impl<T> AttnCache<T> {
 /// Row-wise softmax of `c · s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
 /// `e^x` is [`Real::exp_poly`] and the row sum runs in the lane order of
 /// [`crate::simd::reduce`], so every dispatch path gives the same bits.
-fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
+pub(crate) fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
     let n = s.ncols();
     if n == 0 {
         return;
@@ -139,7 +139,7 @@ pub fn forward<T: Real>(
 
 /// `G_S ← c · P ⊙ (G_P − rowsum(P ⊙ G_P))` in place, from `G_P` in `gs` (row sums in the lane
 /// order of [`crate::simd::reduce`]).
-fn softmax_backward_rows<T: Real>(gs: &mut Array2<T>, p: &Array2<T>, c: T) {
+pub(crate) fn softmax_backward_rows<T: Real>(gs: &mut Array2<T>, p: &Array2<T>, c: T) {
     let n = gs.ncols();
     if n == 0 {
         return;

@@ -160,6 +160,72 @@ pub struct FfnCache<T> {
     z: Array2<T>,
 }
 
+/// The hidden activation from `h = X W_1` and, for `swiglu`, `gate = X W_g`:
+/// `φ(h)`, or `silu(gate) ⊙ h`. The one definition the feed-forward networks share
+/// ([`forward`], and [`crate::sublayer`]'s network with a hidden norm).
+pub(crate) fn activate<T: Real>(
+    a: Activation,
+    h: &Array2<T>,
+    gate: Option<&Array2<T>>,
+) -> Array2<T> {
+    match gate {
+        Some(g) => {
+            let mut z = h.clone();
+            with_act!(a, A => simd::ops::zip_in_place(
+                &mut z,
+                g,
+                #[inline(always)]
+                |z, gv| z * act(A, gv),
+            ));
+            z
+        }
+        None => with_act!(a, A => simd::ops::map(
+            h.view(),
+            #[inline(always)]
+            |u| act(A, u),
+        )),
+    }
+}
+
+/// The backward of [`activate`]: turns `gh = ∂ℓ/∂z` into `∂ℓ/∂h` in place and returns
+/// `∂ℓ/∂gate` for `swiglu` (`z = silu(gate) ⊙ h`: `∂z/∂h = silu(gate)`,
+/// `∂z/∂gate = h ⊙ silu'(gate)`).
+pub(crate) fn activate_backward<T: Real>(
+    a: Activation,
+    gh: &mut Array2<T>,
+    h: &Array2<T>,
+    gate: Option<&Array2<T>>,
+) -> Option<Array2<T>> {
+    match gate {
+        Some(gate) => {
+            let mut gg = gh.clone();
+            with_act!(a, A => simd::ops::zip3_in_place(
+                &mut gg,
+                h,
+                gate,
+                #[inline(always)]
+                |g, hv, gv| g * (hv * act_grad(A, gv)),
+            ));
+            with_act!(a, A => simd::ops::zip_in_place(
+                gh,
+                gate,
+                #[inline(always)]
+                |g, gv| g * act(A, gv),
+            ));
+            Some(gg)
+        }
+        None => {
+            with_act!(a, A => simd::ops::zip_in_place(
+                gh,
+                h,
+                #[inline(always)]
+                |g, hv| g * act_grad(A, hv),
+            ));
+            None
+        }
+    }
+}
+
 /// `F(X)` and its cache.
 pub fn forward<T: Real>(
     w: &FfnWeights<T>,
@@ -167,27 +233,11 @@ pub fn forward<T: Real>(
     x: ArrayView2<T>,
 ) -> (Array2<T>, FfnCache<T>) {
     let h = x.dot(&w.w_1);
-    let (z, gate) = match (&w.w_g, a) {
-        (Some(wg), Activation::Swiglu) => {
-            let g = x.dot(wg);
-            let mut z = h.clone();
-            with_act!(a, A => simd::ops::zip_in_place(
-                &mut z,
-                &g,
-                #[inline(always)]
-                |z, gv| z * act(A, gv),
-            ));
-            (z, Some(g))
-        }
-        _ => (
-            with_act!(a, A => simd::ops::map(
-                h.view(),
-                #[inline(always)]
-                |u| act(A, u),
-            )),
-            None,
-        ),
+    let gate = match (&w.w_g, a) {
+        (Some(wg), Activation::Swiglu) => Some(x.dot(wg)),
+        _ => None,
     };
+    let z = activate(a, &h, gate.as_ref());
     let out = z.dot(&w.w_2);
     (out, FfnCache { h, gate, z })
 }
@@ -215,34 +265,13 @@ pub fn backward_with<T: Real>(
 ) -> (Array2<T>, Option<FfnWeights<T>>) {
     let all = grads == Grads::All;
     let mut gh = g_out.dot(&w.w_2.t());
-    let (gx, gw_g) = match (&w.w_g, &cache.gate) {
-        (Some(wg), Some(gate)) => {
-            // z = silu(gate) ⊙ h: ∂z/∂h = silu(gate), ∂z/∂gate = h ⊙ silu'(gate).
-            let mut gg = gh.clone();
-            with_act!(a, A => simd::ops::zip3_in_place(
-                &mut gg,
-                &cache.h,
-                gate,
-                #[inline(always)]
-                |g, hv, gv| g * (hv * act_grad(A, gv)),
-            ));
-            with_act!(a, A => simd::ops::zip_in_place(
-                &mut gh,
-                gate,
-                #[inline(always)]
-                |g, gv| g * act(A, gv),
-            ));
-            (gg.dot(&wg.t()), all.then(|| x.t().dot(&gg)))
-        }
-        _ => {
-            with_act!(a, A => simd::ops::zip_in_place(
-                &mut gh,
-                &cache.h,
-                #[inline(always)]
-                |g, hv| g * act_grad(A, hv),
-            ));
-            (Array2::zeros(x.raw_dim()), None)
-        }
+    let gate = match &w.w_g {
+        Some(_) => cache.gate.as_ref(),
+        None => None,
+    };
+    let (gx, gw_g) = match (&w.w_g, activate_backward(a, &mut gh, &cache.h, gate)) {
+        (Some(wg), Some(gg)) => (gg.dot(&wg.t()), all.then(|| x.t().dot(&gg))),
+        _ => (Array2::zeros(x.raw_dim()), None),
     };
     // Input and weight gradients are independent products (see `attention::backward_with`).
     rayon::join(

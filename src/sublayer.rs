@@ -16,13 +16,13 @@
 //!   after the activation, Sub-LN's norm before `W_2`; for swiglu `M` acts on
 //!   `silu(X W_g) ⊙ X W_1`).
 
-use crate::attention::{AttnWeights, Mask};
+use crate::attention::{self, AttnWeights, Mask};
 use crate::choice_enum;
-use crate::ffn::{Activation, FfnWeights};
+use crate::ffn::{self, Activation, FfnWeights};
 use crate::norm::Norm;
 use crate::normop::{self, NormKind, NormOpCache};
 use crate::real::Real;
-use ndarray::{s, Array2, ArrayView2, Axis, Zip};
+use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 choice_enum!(
@@ -153,22 +153,6 @@ fn maybe_back<T: Real>(cache: &Option<GroupCache<T>>, g: Array2<T>) -> Array2<T>
     }
 }
 
-/// Row softmax under the mask, as [`crate::attention`] computes it (tested equal).
-fn softmax_rows<T: Real>(s: &mut Array2<T>, mask: Mask) {
-    for (i, mut row) in s.axis_iter_mut(Axis(0)).enumerate() {
-        let keep = match mask {
-            Mask::Bidirectional => row.len(),
-            Mask::Causal => i + 1,
-        };
-        let mut live = row.slice_mut(s![..keep]);
-        let max = live.fold(T::neg_infinity(), |m, &v| m.max(v));
-        live.mapv_inplace(|v| (v - max).exp());
-        let z = live.sum();
-        live.mapv_inplace(|v| v / z);
-        row.slice_mut(s![keep..]).fill(T::zero());
-    }
-}
-
 /// What the backward pass of attention with inner norms needs besides its input.
 #[derive(Clone, Debug)]
 pub struct AttnOptCache<T> {
@@ -204,8 +188,7 @@ pub fn attn_forward<T: Real>(
     for h in 0..heads {
         let cols = s![.., h * dh..(h + 1) * dh];
         let mut sc = q.slice(cols).dot(&k.slice(cols).t());
-        sc.mapv_inplace(|v| v * inv);
-        softmax_rows(&mut sc, mask);
+        attention::softmax_rows(&mut sc, inv, mask);
         o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
         p.push(sc);
     }
@@ -255,15 +238,7 @@ pub fn attn_backward<T: Real>(
         let g_oh = g_o.slice(cols);
         let mut gs = g_oh.dot(&cache.v.slice(cols).t());
         gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
-        Zip::from(gs.rows_mut())
-            .and(p.rows())
-            .for_each(|mut gp, pr| {
-                let dot = gp.iter().zip(pr.iter()).map(|(&a, &b)| a * b).sum::<T>();
-                Zip::from(&mut gp)
-                    .and(&pr)
-                    .for_each(|g, &pv| *g = pv * (*g - dot));
-            });
-        gs.mapv_inplace(|v| v * inv);
+        attention::softmax_backward_rows(&mut gs, p, inv);
         gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
         gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
     }
@@ -278,45 +253,6 @@ pub fn attn_backward<T: Real>(
         w_o: gw_o,
     };
     (gx, grads)
-}
-
-/// `φ(u)` and `φ'(u)` as [`crate::ffn`] computes them (tested equal): relu, exact gelu, and
-/// silu for the swiglu gate.
-fn act<T: Real>(a: Activation, u: T) -> T {
-    match a {
-        Activation::Relu => u.max(T::zero()),
-        Activation::Gelu => u * normal_cdf(u),
-        Activation::Swiglu => u * sigmoid(u),
-    }
-}
-
-fn act_grad<T: Real>(a: Activation, u: T) -> T {
-    match a {
-        Activation::Relu => {
-            if u > T::zero() {
-                T::one()
-            } else {
-                T::zero()
-            }
-        }
-        Activation::Gelu => {
-            let pdf =
-                (-(u * u) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
-            normal_cdf(u) + u * pdf
-        }
-        Activation::Swiglu => {
-            let s = sigmoid(u);
-            s * (T::one() + u * (T::one() - s))
-        }
-    }
-}
-
-fn normal_cdf<T: Real>(u: T) -> T {
-    T::of(0.5) * (T::one() + (u * T::of(std::f64::consts::FRAC_1_SQRT_2)).erf())
-}
-
-fn sigmoid<T: Real>(u: T) -> T {
-    T::one() / (T::one() + (-u).exp())
 }
 
 /// What the backward pass of a feed-forward network with a hidden norm needs.
@@ -339,17 +275,11 @@ pub fn ffn_forward<T: Real>(
     x: ArrayView2<T>,
 ) -> (Array2<T>, FfnOptCache<T>) {
     let h = x.dot(&w.w_1);
-    let (z, gate) = match (&w.w_g, a) {
-        (Some(wg), Activation::Swiglu) => {
-            let g = x.dot(wg);
-            let mut z = h.clone();
-            Zip::from(&mut z)
-                .and(&g)
-                .for_each(|z, &gv| *z *= act(a, gv));
-            (z, Some(g))
-        }
-        _ => (h.mapv(|u| act(a, u)), None),
+    let gate = match (&w.w_g, a) {
+        (Some(wg), Activation::Swiglu) => Some(x.dot(wg)),
+        _ => None,
     };
+    let z = ffn::activate(a, &h, gate.as_ref());
     let (z, zc) = maybe(opts.hidden, norm, z, 1);
     let out = z.dot(&w.w_2);
     (out, FfnOptCache { h, gate, z, zc })
@@ -365,24 +295,13 @@ pub fn ffn_backward<T: Real>(
 ) -> (Array2<T>, FfnWeights<T>) {
     let gw_2 = cache.z.t().dot(&g_out);
     let mut gh = maybe_back(&cache.zc, g_out.dot(&w.w_2.t()));
-    let (gx, gw_g) = match (&w.w_g, &cache.gate) {
-        (Some(wg), Some(gate)) => {
-            let mut gg = gh.clone();
-            Zip::from(&mut gg)
-                .and(&cache.h)
-                .and(gate)
-                .for_each(|g, &hv, &gv| *g *= hv * act_grad(a, gv));
-            Zip::from(&mut gh)
-                .and(gate)
-                .for_each(|g, &gv| *g *= act(a, gv));
-            (gg.dot(&wg.t()), Some(x.t().dot(&gg)))
-        }
-        _ => {
-            Zip::from(&mut gh)
-                .and(&cache.h)
-                .for_each(|g, &hv| *g *= act_grad(a, hv));
-            (Array2::zeros(x.raw_dim()), None)
-        }
+    let gate = match &w.w_g {
+        Some(_) => cache.gate.as_ref(),
+        None => None,
+    };
+    let (gx, gw_g) = match (&w.w_g, ffn::activate_backward(a, &mut gh, &cache.h, gate)) {
+        (Some(wg), Some(gg)) => (gg.dot(&wg.t()), Some(x.t().dot(&gg))),
+        _ => (Array2::zeros(x.raw_dim()), None),
     };
     let gx = gx + gh.dot(&w.w_1.t());
     let grads = FfnWeights {

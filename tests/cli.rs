@@ -352,14 +352,15 @@ fn simulate_writes_json_csv_and_a_table() {
     assert_eq!(
         header,
         "placement,depth,width,tokens,heads,d-ff,seeds,seed,scale,norm,act,mask,init,sigma-w,\
-         rho0,moe-experts,moe-top-k,inner-norm,precision,source,metric,l,seed_index,mean,lo,hi,n"
+         rho0,moe-experts,moe-top-k,inner-norm,precision,block,final,dyt-alpha,loss,vocab,source,\
+         metric,l,seed_index,mean,lo,hi,n"
     );
     // Every config field in every row: depth 2 here, so q at boundaries 0..=2 only.
     assert!(text.contains("span,2,16,6,2,64,2,0,sqrt-depth,"));
     assert!(text.contains(",simulation,q,2,,"));
     assert!(!text.contains(",simulation,q,3,,"));
     assert!(
-        text.lines().all(|l| l.split(',').count() == 27),
+        text.lines().all(|l| l.split(',').count() == 32),
         "ragged rows"
     );
 }
@@ -1020,7 +1021,7 @@ fn export_writes_tidy_csv_with_every_config_field() {
     assert_eq!(code, Some(0), "{err}");
     let text = std::fs::read_to_string(d.join("t.csv")).unwrap();
     let rows: Vec<&str> = text.lines().collect();
-    assert!(rows.iter().all(|r| r.split(',').count() == 27));
+    assert!(rows.iter().all(|r| r.split(',').count() == 32));
     // Summary rows of both sources, and three per-seed rows of q at boundary 1.
     assert!(rows.iter().any(|r| r.contains(",theory,q,3,,")));
     let seeds = rows
@@ -1066,7 +1067,7 @@ fn dry_runs_and_progress_lines() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.starts_with("dry run: 11 configurations, 22 seeds"),
+        out.starts_with("dry run: 20 configurations, 40 seeds"),
         "{out}"
     );
     assert!(
