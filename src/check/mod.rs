@@ -14,6 +14,8 @@
 //! - [`evidence`]: what claims are judged on ([`Evidence`]) and the [`Runner`] that
 //!   simulates (once per configuration, in parallel, cached on disk if asked) and predicts.
 //! - [`accuracy`]: relative-error percentiles of the predictions (reported, not a verdict).
+//! - [`power`]: which verdicts FAIL when one ingredient of the theory is changed by up to
+//!   20% (`check --power`).
 //!
 //! [`run`] knows no claim by name: it prepares the simulations every claim declares and
 //! asks each claim for its verdicts.
@@ -38,6 +40,7 @@ pub mod data;
 pub mod dong;
 pub mod evidence;
 pub mod kedia;
+pub mod power;
 pub mod sun;
 pub mod tol;
 pub mod verdict;

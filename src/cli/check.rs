@@ -63,6 +63,11 @@ pub struct CheckArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Also judge every claim under a perturbed theory (each ingredient of the maps times
+    /// 0.8 … 1.2, the η rule shifted) on the same simulations, and print which verdicts
+    /// FAIL (the power table, also in --markdown).
+    #[arg(long)]
+    pub power: bool,
 }
 
 /// The cache directory of a check run, if any.
@@ -87,6 +92,8 @@ pub struct Report {
     pub accuracy: Vec<accuracy::Accuracy>,
     /// Where the claims are explained.
     pub docs: &'static str,
+    /// The power table, when asked for.
+    pub power: Option<check::power::Power>,
 }
 
 impl Report {
@@ -95,6 +102,7 @@ impl Report {
         path: &std::path::Path,
         cache: Option<PathBuf>,
         quiet: bool,
+        power: bool,
     ) -> anyhow::Result<Report> {
         let claims = check::data::from_file(path, Group::User).map_err(usage)?;
         let progress = move |step: &str| {
@@ -117,6 +125,7 @@ impl Report {
             groups,
             accuracy: Vec::new(),
             docs: "analysis/claims.md",
+            power: power.then(|| power_table(&boxed, &runner, &progress)),
         })
     }
 
@@ -126,6 +135,7 @@ impl Report {
         groups: &[Group],
         cache: Option<PathBuf>,
         quiet: bool,
+        power: bool,
     ) -> anyhow::Result<Report> {
         let progress = move |step: &str| {
             if !quiet {
@@ -154,6 +164,7 @@ impl Report {
             groups: kinds,
             accuracy,
             docs: "analysis/checks.md",
+            power: power.then(|| power_table(&claims, &runner, &progress)),
         })
     }
 
@@ -172,6 +183,11 @@ impl Report {
                     a.attention, a.metric, a.width, a.count, a.p50, a.p90, a.p99
                 );
             }
+        }
+        if let Some(p) = &self.power {
+            s += "\npower: the verdicts that FAIL when one ingredient of the theory changes (same simulations):\n\n";
+            s += &p.markdown();
+            s += "\n";
         }
         s += &format!(
             "verdicts: {} (see {})\n",
@@ -199,6 +215,20 @@ impl Report {
     }
 }
 
+/// The power table of `claims` on the simulations `runner` holds.
+fn power_table(
+    claims: &[Box<dyn check::Claim>],
+    runner: &Runner,
+    progress: &(dyn Fn(&str) + Sync),
+) -> check::power::Power {
+    let changes = check::power::standard();
+    progress(&format!(
+        "power: judging every claim under {} changes of the theory",
+        changes.len()
+    ));
+    check::power::power(claims, runner, &changes)
+}
+
 /// `spannorm check`.
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let open = |p: &Option<PathBuf>| -> anyhow::Result<Option<AtomicFile>> {
@@ -218,11 +248,12 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
                 path,
                 args.cache.clone().filter(|_| !args.no_cache),
                 args.quiet,
+                args.power,
             )?
         }
         None => {
             let cache = cache_dir(args.preset, args.cache.as_ref(), args.no_cache);
-            Report::run(args.preset, &args.groups, cache, args.quiet)?
+            Report::run(args.preset, &args.groups, cache, args.quiet, args.power)?
         }
     };
     out(&report.text());
@@ -239,8 +270,12 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
         file.commit(xml.as_bytes()).map_err(usage)?;
     }
     if let Some(file) = markdown {
-        file.commit(check::markdown(&report.verdicts).as_bytes())
-            .map_err(usage)?;
+        let mut md = check::markdown(&report.verdicts);
+        if let Some(p) = &report.power {
+            md += "\n## Power\n\n";
+            md += &p.markdown();
+        }
+        file.commit(md.as_bytes()).map_err(usage)?;
     }
     let failed = report.failed(args.strict);
     if failed > 0 {

@@ -127,7 +127,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         say(format!("check --preset {preset}"));
         // The full preset's simulations are kept next to the figure sweeps (resumable).
         let cache = (args.check_preset == PresetArg::Full).then(|| args.results.join("check-full"));
-        let report = pool.install(|| Report::run(args.check_preset, &[], cache, true))?;
+        let report = pool.install(|| Report::run(args.check_preset, &[], cache, true, false))?;
         say(format!(
             "verdicts: {}",
             check::summary_line(&report.verdicts)

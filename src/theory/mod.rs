@@ -12,6 +12,7 @@ pub mod dual;
 pub mod inner;
 pub mod logits;
 pub mod moe;
+pub mod perturb;
 pub mod quadrature;
 pub mod tape;
 
@@ -25,6 +26,7 @@ use crate::result::{Blocks, Boundaries, BranchQ, RunResult, Source};
 use crate::summary::{Reason, Series};
 use crate::weight::WeightName;
 use ndarray::Array2;
+pub use perturb::{Ingredient, Perturb};
 use std::collections::BTreeMap;
 pub use tape::Ctx;
 use tape::{exchangeable, TheoryTape};
@@ -198,6 +200,7 @@ pub fn context(m: &ModelConfig) -> Result<Ctx, TheoryError> {
         heads: m.heads,
         attn_opts: m.definition().attention(),
         ffn_opts: m.definition().ffn(),
+        perturb: Perturb::default(),
     })
 }
 

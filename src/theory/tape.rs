@@ -18,7 +18,7 @@ use super::attention::{p2, uniform};
 use super::dual::{self, Phi};
 use super::logits;
 use super::moe::Routing;
-use super::TheoryError;
+use super::{Ingredient, TheoryError};
 use crate::attention::Mask;
 use crate::block::{BlockOps, Probe};
 use crate::choice::Choice;
@@ -72,6 +72,9 @@ pub struct Ctx {
     pub attn_opts: AttnOptions,
     /// Norms inside the feed-forward network.
     pub ffn_opts: FfnOptions,
+    /// Factors on the ingredients of the maps ([`super::perturb`]): the default is the
+    /// theory as derived.
+    pub perturb: super::Perturb,
 }
 
 /// A value: `(source, per-token coefficient)` pairs, sources in increasing order.
@@ -149,6 +152,22 @@ enum TOp {
         c: Array1<f64>,
         slopes: Array2<f64>,
     },
+}
+
+/// `k` with its token correlations multiplied by `f` (capped at ±1), diagonal kept.
+pub(super) fn correlations_times(mut k: Array2<f64>, f: f64) -> Array2<f64> {
+    if f == 1.0 {
+        return k;
+    }
+    let n = k.nrows();
+    let diag: Vec<f64> = (0..n).map(|i| k[[i, i]]).collect();
+    for ((i, j), v) in k.indexed_iter_mut() {
+        if i != j {
+            let cap = (diag[i] * diag[j]).max(0.0).sqrt();
+            *v = (*v * f).clamp(-cap, cap);
+        }
+    }
+    k
 }
 
 /// `K` with its diagonal and off-diagonal replaced by their means (exact by symmetry for the
@@ -408,7 +427,7 @@ impl<'c> TheoryTape<'c> {
                     let independent = into_sublayers
                         || !self.trunk_normalized
                         || (block_output && self.top_block);
-                    let eta = if independent { 1.0 } else { 0.0 };
+                    let eta = c.perturb.eta(if independent { 1.0 } else { 0.0 });
                     let f = (1.0 - eta / c.d as f64).sqrt();
                     add_grad(&mut grads, *x, g.scaled(&(coef * f)));
                 }
@@ -451,6 +470,16 @@ impl<'c> TheoryTape<'c> {
                         _ => self.ffn_backward(k_in, &gy),
                     };
                     params.extend(p);
+                    let gin = match op {
+                        TOp::Attn { .. } => correlations_times(
+                            gin * c.perturb.get(Ingredient::AttnBackward),
+                            c.perturb.get(Ingredient::AttnGradCorrelation),
+                        ),
+                        _ => correlations_times(
+                            gin * c.perturb.get(Ingredient::FfnBackward),
+                            c.perturb.get(Ingredient::FfnCorrelation),
+                        ),
+                    };
                     gsrc.push(if c.exchangeable {
                         exchangeable(&gin)
                     } else {
@@ -512,7 +541,12 @@ impl<'c> TheoryTape<'c> {
             // ∂ℓ/∂W_q = Xᵀ ∂ℓ/∂Q with ∂ℓ/∂Q_h = dS_h K_h/√d_h, dS_i = diag(P_i)(I − 1P_iᵀ) dP_i
             // and dP_h = G_h V_hᵀ (theory.md §2.5.4): E‖·‖² = d Σ K ⊙ Γ ⊙ g_k g_v g_o S.
             let s = logits::query_score(&p, &k_in.mapv(|v| v * v), &kp, &pkp);
-            let w_q = d * c.g_k * c.g_v * c.g_o * (&(k_in * gy) * &s).sum();
+            let w_q = d
+                * c.g_k
+                * c.g_v
+                * c.g_o
+                * (&(k_in * gy) * &s).sum()
+                * c.perturb.get(Ingredient::ScorePath);
             let params = vec![
                 (WeightName::AttnQ, Some(w_q)),
                 // Q = 0: the scores do not depend on W_k, whose gradient is exactly 0.
@@ -543,7 +577,8 @@ impl<'c> TheoryTape<'c> {
             * q
             * q
             * (1.0 - rho)
-            * ((1.0 - rho) * p2v + kappa * rho + (1.0 - kappa * rho) * p2v);
+            * ((1.0 - rho) * p2v + kappa * rho + (1.0 - kappa * rho) * p2v)
+            * c.perturb.get(Ingredient::ScorePath);
         let gin = Array2::from_shape_fn(
             (n, n),
             |(i, j)| {
@@ -592,7 +627,7 @@ impl<'c> TheoryTape<'c> {
         let (g_r, _) = self.ctx.moe.as_ref().expect("gates imply a mixture");
         let (mut gin, dense) = self.ffn_backward(k_in, &(gy * &gates.m));
         let router = &(&gates.k_f * gy) * &gates.r;
-        gin = gin + &router * *g_r;
+        gin = gin + &router * (*g_r * self.ctx.perturb.get(Ingredient::Router));
         let mut params = vec![(
             WeightName::MoeWr,
             Some(self.ctx.d as f64 * (k_in * &router).sum()),
@@ -730,7 +765,10 @@ impl BlockOps for TheoryTape<'_> {
         let c = self.ctx;
         let k = self.kernel(x);
         if !c.attn_opts.is_plain() {
-            let ka = self.attn_inner_forward(&k);
+            let ka = correlations_times(
+                self.attn_inner_forward(&k) * c.perturb.get(Ingredient::AttnForward),
+                c.perturb.get(Ingredient::AttnCorrelation),
+            );
             self.probe.attn_q = Some(ka.diag().sum() / c.n as f64);
             let sig = self.source(ka);
             return self.push(TOp::Attn { x, k_in: k }, sig);
@@ -753,7 +791,8 @@ impl BlockOps for TheoryTape<'_> {
                 );
             }
             ka
-        };
+        } * c.perturb.get(Ingredient::AttnForward);
+        let ka = correlations_times(ka, c.perturb.get(Ingredient::AttnCorrelation));
         self.probe.attn_q = Some(ka.diag().sum() / c.n as f64);
         let sig = self.source(ka);
         self.push(TOp::Attn { x, k_in: k }, sig)
@@ -766,7 +805,8 @@ impl BlockOps for TheoryTape<'_> {
             self.dense_ffn(&k)
         } else {
             self.ffn_inner(&k, None).0
-        };
+        } * c.perturb.get(Ingredient::FfnForward);
+        let k_f = correlations_times(k_f, c.perturb.get(Ingredient::FfnOutCorrelation));
         let (kf, gates) = match &c.moe {
             None => (k_f, None),
             Some((g_r, routing)) => {
