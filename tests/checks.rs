@@ -209,4 +209,42 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
         "perturbations that no check caught:\n{}",
         missed.join("\n")
     );
+    // The power table on the same simulations: an identity change (a factor 1) fails
+    // nothing and reports every verdict as derived; a 20% larger attention gain fails pre's
+    // q curve; moving the trunk norms of deepnorm to the other η rule fails DeepNet's
+    // gradient ratio at L = 64 (theory.md §2.2: the two rules differ by 1/d per norm).
+    use spannorm::check::power::{self, Change};
+    use spannorm::theory::Ingredient;
+    let changes = [
+        Change {
+            ingredient: Ingredient::AttnForward,
+            value: 1.0,
+        },
+        Change {
+            ingredient: Ingredient::AttnForward,
+            value: 1.2,
+        },
+        Change {
+            ingredient: Ingredient::Eta,
+            value: 1.0,
+        },
+    ];
+    let table = power::power(&claims, &runner, &changes);
+    assert_eq!(table.rows.len(), verdicts.len());
+    let row = |name: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    for (r, v) in table.rows.iter().zip(&verdicts) {
+        assert_eq!((&r.name, r.status), (&v.name, v.status));
+        assert!(!r.fails[0], "{}: fails under a factor 1", r.name);
+    }
+    assert!(row("curve pre q").fails[1]);
+    assert!(row("DeepNet 2022: deepnorm gradient ratio, L=64").fails[2]);
+    // Comparisons of simulations read no prediction and are said to.
+    assert!(!row("Dong 2021: skip connections prevent rank collapse").uses_theory);
+    assert!(row("curve pre q").uses_theory);
 }

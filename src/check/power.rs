@@ -136,9 +136,10 @@ pub struct Row {
     pub group: Group,
     /// Its status under the theory as derived.
     pub status: Status,
-    /// Whether its claim reads the theory at all (a claim judged on simulations alone,
-    /// such as a comparison of two placements, cannot be failed by a perturbed theory: its
-    /// power is shown on perturbed simulations in `tests/checks.rs`).
+    /// Whether its claim reads a prediction of the theory (one judged on simulations alone,
+    /// such as a comparison of two placements, or against a bound from closed-form gains,
+    /// cannot be failed by a perturbed tape: its power is shown on perturbed evidence in
+    /// `tests/checks.rs`).
     pub uses_theory: bool,
     /// Whether it is FAIL under each change (in the order of [`Power::changes`]).
     pub fails: Vec<bool>,
@@ -256,7 +257,7 @@ impl Power {
                 s,
                 " {} |",
                 if !r.uses_theory {
-                    "simulations only"
+                    "reads no prediction"
                 } else if r.has_power(&self.changes) {
                     "yes"
                 } else {
@@ -268,8 +269,8 @@ impl Power {
         let theory = self.rows.iter().filter(|r| r.uses_theory).count();
         let _ = writeln!(
             s,
-            "\n{} verdicts read the theory; {} of them FAIL under some change of at most 20%, {} \
-             do not{}",
+            "\n{} verdicts read a prediction; {} of them FAIL under some change of at most 20%, \
+             {} do not{}",
             theory,
             theory - weak.len(),
             weak.len(),
