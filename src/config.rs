@@ -344,8 +344,9 @@ macro_rules! config_fields {
 }
 
 config_fields! {
-    /// Placement: pre, post, span, span-outer, deepnorm, b2t, peri, mix, lns, attn-only,
-    /// attn-skip, or all.
+    /// Placement: pre, post, span, span-outer, deepnorm, b2t, peri (alias sandwich), mix,
+    /// lns, attn-only, attn-skip, olmo2, hybrid, dyt, ngpt, rezero, admin, sub-ln,
+    /// normformer, tfixup, all, or a placement file FILE.json.
     [long] Placement placement: PlacementSpec = "placement";
     /// Number of blocks L [default: 64].
     [long] Depth depth: usize = "depth";

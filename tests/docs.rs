@@ -130,3 +130,47 @@ fn the_container_recipe_fits_the_crate_and_the_cluster_example() {
     assert!(job.contains("image: spannorm:latest") && docker.contains("-t spannorm:latest"));
     assert!(docker.contains(r#"ENTRYPOINT ["spannorm"]"#));
 }
+
+/// README's block-language section: the formula error it shows is what the binary prints,
+/// and the example placement file runs and is predicted.
+#[test]
+fn the_block_language_examples_run() {
+    let bin = env!("CARGO_BIN_EXE_spannorm");
+    let readme = std::fs::read_to_string(root("README.md")).unwrap();
+    let shown = readme
+        .lines()
+        .find(|l| l.starts_with("error: block:1:16:"))
+        .expect("the README shows a formula error");
+    let o = std::process::Command::new(bin)
+        .args([
+            "simulate",
+            "--block",
+            "h = x + a*attn(nrom(x)); y = h + a*ffn(norm(h))",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim_end(), shown);
+    let file = root("examples/placements/pre-qknorm.json");
+    assert!(readme.contains("examples/placements/pre-qknorm.json"));
+    for cmd in ["simulate", "theory"] {
+        let o = std::process::Command::new(bin)
+            .args([cmd, "--placement", file.to_str().unwrap()])
+            .args([
+                "--depth", "4", "--width", "32", "--tokens", "64", "--heads", "4",
+            ])
+            .args(if cmd == "simulate" {
+                &["--seeds", "2"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("pre-qknorm ("));
+    }
+}
