@@ -53,15 +53,13 @@ fn slope(p: Phi, u: f64) -> f64 {
 
 /// `E φ(u)`, `u ~ N(0, q)`: the mean of a unit (relu: `√(q/2π)`).
 pub fn mean_value(p: Phi, q: f64) -> f64 {
-    let s = q.max(0.0).sqrt();
-    super::quadrature::expect1(|z| value(p, s * z))
+    super::quadrature::expect1_scaled(q.max(0.0).sqrt(), |u| value(p, u))
 }
 
 /// `E φ'(u)`, `u ~ N(0, q)`: by Stein's lemma, the coefficient of the best linear
 /// predictor of `φ(u)` from `u` (`E[φ(u) v] = Cov(u, v) E φ'(u)` for jointly Gaussian `u, v`).
 pub fn mean_slope(p: Phi, q: f64) -> f64 {
-    let s = q.max(0.0).sqrt();
-    super::quadrature::expect1(|z| slope(p, s * z))
+    super::quadrature::expect1_scaled(q.max(0.0).sqrt(), |u| slope(p, u))
 }
 
 fn corr(qi: f64, qj: f64, c: f64) -> f64 {
@@ -166,6 +164,28 @@ mod tests {
         let lhs = super::super::quadrature::expect1(|z| (q.sqrt() * z).tanh() * q.sqrt() * z);
         let gap = (lhs - q * mean_slope(Phi::Tanh, q)).abs();
         assert!(gap < 1.2e-7, "{gap:e}");
+        // At the variances of a deep DyT stack (α₀²q = 70 at the top of 256 blocks) the maps
+        // must not use Gauss–Hermite, which misses sech²'s spike of width 1/√q between its
+        // nodes (E sech⁴ 24 times too small): the slopes and the diagonal of the backward
+        // kernel against the midpoint rule (1-D, h = 10⁻⁴ on [−10, 10]).
+        let mid = |f: &dyn Fn(f64) -> f64| {
+            let h = 1e-4;
+            (0..200_000)
+                .map(|k| {
+                    let z = -10.0 + (k as f64 + 0.5) * h;
+                    (-0.5 * z * z).exp() / (2.0 * PI).sqrt() * f(z) * h
+                })
+                .sum::<f64>()
+        };
+        for q in [4.0f64, 16.0, 70.0] {
+            let s = q.sqrt();
+            let want = mid(&|z| 1.0 - (s * z).tanh().powi(2));
+            let got = mean_slope(Phi::Tanh, q);
+            assert!((got / want - 1.0).abs() < 1e-8, "q = {q}: {got} vs {want}");
+            let want = mid(&|z| (1.0 - (s * z).tanh().powi(2)).powi(2));
+            let got = backward(Phi::Tanh, q, q, q);
+            assert!((got / want - 1.0).abs() < 1e-8, "q = {q}: {got} vs {want}");
+        }
     }
 
     #[test]
