@@ -118,6 +118,7 @@ pub mod fit;
 pub mod init;
 pub mod lang;
 pub mod loss;
+pub mod machine;
 pub mod metrics;
 pub mod moe;
 pub mod norm;

@@ -581,7 +581,7 @@ pub fn profile_omegas<T: Real>(
     profile.values
 }
 
-/// [`loss`] with Admin's `ω` held at `omegas` (`None`: profiled).
+/// [`loss()`] with Admin's `ω` held at `omegas` (`None`: profiled).
 pub fn loss_with_omegas<T: Real>(
     cfg: &ModelConfig,
     weights: &[BlockWeights<T>],

@@ -174,3 +174,45 @@ fn the_block_language_examples_run() {
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("pre-qknorm ("));
     }
 }
+
+/// A published check run (`check --publish`) is of the current engine revision and holds a
+/// verdict for every claim of its preset's claims file: a stale file fails here.
+#[test]
+fn the_published_check_runs_are_current() {
+    let mut found = 0;
+    for preset in ["ci", "full"] {
+        let path = root(&format!("analysis/check-{preset}.json"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        found += 1;
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc["engine"].as_u64(),
+            Some(u64::from(spannorm::result::ENGINE)),
+            "{preset}: published under another engine revision; rerun `check --preset \
+             {preset} --publish analysis/check-{preset}`"
+        );
+        let names: Vec<&str> = doc["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        let claims = data::from_file(
+            &root(&format!("analysis/claims/{preset}.json")),
+            Group::User,
+        )
+        .unwrap();
+        for c in &claims {
+            let name = c.name();
+            assert!(
+                names.iter().any(|n| n.starts_with(name)),
+                "{preset}: no published verdict for {name}"
+            );
+        }
+        let md = std::fs::read_to_string(root(&format!("analysis/check-{preset}.md"))).unwrap();
+        assert!(md.contains(&format!("engine revision {}", spannorm::result::ENGINE)));
+    }
+    assert!(found >= 1, "no published check run in analysis/");
+}

@@ -44,6 +44,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("cannot find the spannorm binary")?;
     out(&format!(
+        "machine: {}\n",
+        spannorm::machine::Machine::this().line()
+    ));
+    out(&format!(
         "{:<15} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>6} {:>8} {:>7} {:>8} {:>4} {:>16}\n",
         "case", "seconds", "slowest", "model", "exec", "GEMM pk", "at shape", "model/pk",
         "exec/pk", "draw", "metrics", "RSS", "threads", "div", "result digest"

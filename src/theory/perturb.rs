@@ -1,7 +1,7 @@
 //! Perturbations of the theory's ingredients, to measure which checks could fail.
 //!
 //! A check that no plausible error in the theory can fail tells nothing. `check --power`
-//! (and [`crate::check::Perturbation::Ingredient`]) recomputes every prediction with one
+//! ([`crate::check::power`]) recomputes every prediction with one
 //! ingredient of the maps (theory.md §2) multiplied by a factor, holds the same simulations
 //! to it, and lists the checks that FAIL. The ingredients are the constants a derivation
 //! could get wrong:
