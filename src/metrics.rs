@@ -153,6 +153,22 @@ pub fn adjacent_cos<T: Real>(a: &Array2<T>, b: &Array2<T>) -> f64 {
     s / n as f64
 }
 
+/// The late-half share of one seed's representation change: with `c_l = 1 − adj_cos_l` for
+/// blocks `l = 1..L` (`adj_cos[l − 1]`), `Σ_{l > ⌊L/2⌋} c_l / Σ_l c_l`, the fraction of the
+/// total change that the upper half of the stack makes (C5, `analysis/checks.md`). A stack
+/// whose blocks all change the stream alike has ½; one whose change concentrates in the
+/// first blocks (unscaled `pre`, `1 − adj_cos_l ≈ 1/(2l)`) has about `ln 2 / ln L`.
+/// `None` when a block has no value or the total is not positive.
+pub fn late_half_share(adj_cos: &[Option<f64>]) -> Option<f64> {
+    let change: Vec<f64> = adj_cos
+        .iter()
+        .map(|c| c.map(|c| 1.0 - c))
+        .collect::<Option<_>>()?;
+    let total: f64 = change.iter().sum();
+    let late: f64 = change[change.len() / 2..].iter().sum();
+    (total > 0.0 && total.is_finite()).then(|| late / total)
+}
+
 /// An [`Observer`] that records the RMS `sqrt(‖x_i‖²/d)` of every token at every boundary
 /// (for per-token bounds such as span-outer's triangle inequality): `self.0[l][i]`.
 #[derive(Debug, Default)]
@@ -315,6 +331,20 @@ mod tests {
     use super::*;
     use crate::stack::Failure;
     use ndarray::array;
+
+    #[test]
+    fn late_half_share_of_known_changes() {
+        // Equal change in every block: one half; all of it in the first block: none.
+        assert_eq!(late_half_share(&[Some(0.9); 4]), Some(0.5));
+        let first = [Some(0.0), Some(1.0), Some(1.0), Some(1.0)];
+        assert_eq!(late_half_share(&first), Some(0.0));
+        // Odd L: the upper half is l > ⌊L/2⌋, blocks 2 and 3 of 3.
+        let odd = [Some(0.5), Some(0.75), Some(0.75)];
+        assert_eq!(late_half_share(&odd), Some(0.5));
+        // A missing block, or no change at all, has no share.
+        assert_eq!(late_half_share(&[Some(0.5), None]), None);
+        assert_eq!(late_half_share(&[Some(1.0); 2]), None);
+    }
 
     #[test]
     fn rank_measures_of_known_matrices() {

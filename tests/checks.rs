@@ -4,7 +4,9 @@
 //! Each perturbation is the kind of error the group exists to catch (a wrong gain, a wrong
 //! slope, a bound that does not hold), of a size (10–30%, or 5% for a deterministic
 //! bound) the tolerances must not absorb. (C2's bulk slope does not catch a 10% error in the
-//! per-block gain ratio at the `ci` size, only 20%.)
+//! per-block gain ratio at the `ci` size, only 20%.) Where a group has several verdicts that
+//! each make a separate claim (C5's matched-α baselines and shares, C6's rows), each of them
+//! must FAIL by name.
 
 use spannorm::check::{self, Evidence, Group, Perturbation, Preset, Run, Runner, Status};
 use spannorm::config::SimConfig;
@@ -65,6 +67,22 @@ fn failed(verdicts: &[check::Verdict], group_prefix: &str) -> Vec<String> {
         .filter(|v| v.status == Status::Fail && v.name.starts_with(group_prefix))
         .map(|v| v.name.clone())
         .collect()
+}
+
+fn is_span(c: &SimConfig) -> bool {
+    c.model().placement() == spannorm::placement::Placement::Span
+}
+
+/// The upper half's `1 − adj_cos` (blocks `l > L/2`) 25% smaller.
+fn late_half_less(s: &mut SeedRecord) {
+    let half = s.adj_cos.len() / 2;
+    scale(&mut s.adj_cos, |i, v| {
+        if i >= half {
+            1.0 - 0.75 * (1.0 - v)
+        } else {
+            v
+        }
+    })
 }
 
 #[test]
@@ -151,6 +169,27 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
             });
         }
     };
+    // C5's late half (blocks l > L/2) changing the stream 25% less than measured: a late
+    // collapse the recursion does not predict.
+    let late = |_: &SimConfig, s: &mut SeedRecord| late_half_less(s);
+    // The same for span alone: at matched α its share falls below pre's.
+    let late_span = |c: &SimConfig, s: &mut SeedRecord| {
+        if is_span(c) {
+            late_half_less(s);
+        }
+    };
+    // span's blocks changing the stream 20% less: no more than pre's at matched α.
+    let less_span = |c: &SimConfig, s: &mut SeedRecord| {
+        if is_span(c) {
+            scale(&mut s.adj_cos, |_, v| 1.0 - 0.8 * (1.0 - v));
+        }
+    };
+    // The predicted distance from collapse, 1 − token_cos, 20% smaller.
+    let collapse = |_: &SimConfig, t: &mut RunResult| {
+        scale(&mut t.boundaries.token_cos.mean, |_, v| {
+            1.0 - 0.8 * (1.0 - v)
+        })
+    };
     let cases: Vec<(Group, &str, &Predicted, &Simulated, f64)> = vec![
         (Group::Curves, "curve pre q", &q20, &none_s, 1.0),
         (Group::C1, "C1 PreNorm", &q20, &none_s, 1.0),
@@ -186,7 +225,72 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
             1.0,
         ),
     ];
+    // Verdicts that must each FAIL by name (not just one of a group).
+    let each: Vec<(Group, &[&str], &Predicted, &Simulated)> = vec![
+        (
+            Group::C5C6,
+            &[
+                "C5 representation change of pre, sqrt-depth",
+                "C5 representation change of peri, sqrt-depth",
+                "C5 representation change of lns, sqrt-depth",
+            ],
+            &adj,
+            &none_s,
+        ),
+        (
+            Group::C5C6,
+            &[
+                "C5 late-half share of pre",
+                "C5 late-half share of span",
+                "C5 late-half share of pre, sqrt-depth",
+                "C5 late-half share of peri, sqrt-depth",
+                "C5 late-half share of lns, sqrt-depth",
+            ],
+            &none_p,
+            &late,
+        ),
+        (
+            Group::C5C6,
+            &["C5 matched α: span's late-half share exceeds pre's"],
+            &none_p,
+            &late_span,
+        ),
+        (
+            Group::C5C6,
+            &["C5 matched α: span changes its stream more than pre"],
+            &none_p,
+            &less_span,
+        ),
+        (
+            Group::C5C6,
+            &[
+                "C6 token correlation of pre at the top, sqrt-depth",
+                "C6 token correlation of peri at the top, sqrt-depth",
+                "C6 token correlation of lns at the top, sqrt-depth",
+                "C6 deepnorm keeps token correlation near its input",
+                "C6 span-outer without scaling saturates below 1",
+            ],
+            &collapse,
+            &none_s,
+        ),
+    ];
     let mut missed = Vec::new();
+    for (group, names, p, s) in each {
+        let v = judge(group, p, s, 1.0);
+        for name in names {
+            match v.iter().find(|v| v.name == *name) {
+                Some(x) if x.status == Status::Fail => {}
+                Some(x) => missed.push(format!(
+                    "{name}: {} (measured {}, target {}, tolerance {})",
+                    x.status.word(),
+                    x.measured,
+                    x.predicted,
+                    x.tolerance
+                )),
+                None => missed.push(format!("{name}: no such verdict")),
+            }
+        }
+    }
     for (group, prefix, p, s, rms) in cases {
         let v = judge(group, p, s, rms);
         if failed(&v, prefix).is_empty() {

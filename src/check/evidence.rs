@@ -89,6 +89,9 @@ fn describe(cfg: &SimConfig) -> String {
         m.tokens(),
         m.init()
     );
+    if m.scale() != crate::scale::Scale::None {
+        what += &format!(" scale {}", m.scale());
+    }
     if m.mask() == crate::attention::Mask::Causal {
         what += " causal";
     }

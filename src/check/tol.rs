@@ -52,6 +52,22 @@ pub fn bias(kind: Kind, m: f64, d: usize, p: f64) -> f64 {
     }
 }
 
+/// The bias allowance of C5's late-half share `s = U / (U + W)` at width `d`, where `U` and
+/// `W` sum `1 − adj_cos_l` over the blocks above and below `L/2`: `2 ε s (1 − s)` with
+/// `ε = C_B · 2 FORWARD_UNITS / d`.
+///
+/// # Source
+/// theory.md §4 C5: `1 − adj_cos_l ≈ ‖b_⊥‖² / (2 q)` is the ratio of the block's increment
+/// orthogonal to the stream to the stream's second moment, two forward quantities with
+/// relative bias `C_B · FORWARD_UNITS / d` each (as Sun's ratio of two `q`), so every term
+/// of `U` and `W`, and hence each sum, is off by at most `ε` relative. The share moves most
+/// when `U` and `W` move in opposite directions; `∂s/∂ln U = −∂s/∂ln W = s (1 − s)`, so
+/// `|Δs| ≤ 2 ε s (1 − s)` to first order. A bound, not a derived value: the two sums share
+/// most of their bias, which cancels in `s`.
+pub fn share_bias(d: usize, s: f64) -> f64 {
+    2.0 * bias(Kind::Relative, 2.0 * FORWARD_UNITS, d, 1.0) * s * (1.0 - s)
+}
+
 /// The bias allowance of a log-log exponent of `grad_0/grad_L` in `L` for `pre` at width `d`:
 /// `C_B / d`.
 ///
@@ -147,6 +163,8 @@ mod tests {
         assert!((bias(Kind::LogGrad, 1.0, 2, 0.0) - 1.0 / (2.0 * LN_10)).abs() < 1e-15);
         assert_eq!(gradient_units(16, 16), 1.0);
         assert_eq!(gradient_units(16, 0), 33.0);
+        assert_eq!(share_bias(128, 0.5), 2.0 * (2.0 * 4.0 / 128.0) * 0.25);
+        assert_eq!(share_bias(128, 1.0), 0.0);
         assert_eq!(log_normal_target(1.0, 0.0), 1.0);
         assert!((log_normal_target(0.0, 1.0) + LN_10).abs() < 1e-15);
         // One comparison is the plain 97.5% quantile; more comparisons widen it.
