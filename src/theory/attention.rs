@@ -29,9 +29,10 @@ pub fn uniform(n: usize, mask: Mask) -> Array2<f64> {
 /// Trapezoid steps of the `P_2` integral.
 const P2_STEPS: usize = 600;
 
-/// `P_2(σ_s², n) = E Σ_j P_ij²` for `n` i.i.d. `N(0, σ_s²)` logits:
-/// `n ∫_0^∞ t M_2(t) M_0(t)^{n−1} dt` with `M_0(t) = E e^{−t e^{σξ}}`,
-/// `M_2(t) = E e^{2σξ} e^{−t e^{σξ}}` (from `1/Z² = ∫ t e^{−tZ} dt`).
+/// `P_2(σ_s², n) = E Σ_j P_ij²` for `n` i.i.d. logits `ξ_j ~ N(0, σ_s²)`:
+/// `n ∫_0^∞ t M_2(t) M_0(t)^{n−1} dt` with `M_0(t) = E e^{−t e^{ξ}}`,
+/// `M_2(t) = E e^{2ξ} e^{−t e^{ξ}}` (from `1/Z² = ∫ t e^{−tZ} dt`), by Gauss–Hermite over
+/// `ξ = σ_s z`, `z ~ N(0, 1)`.
 pub fn p2(var: f64, n: usize) -> f64 {
     if var <= 0.0 {
         return 1.0 / n as f64;
