@@ -76,7 +76,7 @@ impl<T> AttnCache<T> {
 /// Row-wise softmax of `c · s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
 /// `e^x` is [`Real::exp_poly`] and the row sum runs in the lane order of
 /// [`crate::simd::reduce`], so every dispatch path gives the same bits.
-pub(crate) fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
+fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
     let n = s.ncols();
     if n == 0 {
         return;
@@ -118,12 +118,27 @@ pub fn forward<T: Real>(
     heads: usize,
     mask: Mask,
 ) -> (Array2<T>, AttnCache<T>) {
-    let (n, d) = x.dim();
-    let dh = d / heads;
-    let inv = T::of(1.0 / (dh as f64).sqrt());
     let q = x.dot(&w.w_q);
     let k = x.dot(&w.w_k);
     let v = x.dot(&w.w_v);
+    let (o, p) = mix_heads(&q, &k, &v, heads, mask);
+    let out = o.dot(&w.w_o);
+    (out, AttnCache { q, k, v, p, o })
+}
+
+/// The heads' mixing step, shared by plain attention and attention with inner norms
+/// ([`crate::sublayer`]): `O = concat_h softmax(Q_h K_hᵀ/√d_h) V_h` under the mask, and the
+/// attention matrices `P_h`.
+pub(crate) fn mix_heads<T: Real>(
+    q: &Array2<T>,
+    k: &Array2<T>,
+    v: &Array2<T>,
+    heads: usize,
+    mask: Mask,
+) -> (Array2<T>, Vec<Array2<T>>) {
+    let (n, d) = q.dim();
+    let dh = d / heads;
+    let inv = T::of(1.0 / (dh as f64).sqrt());
     let mut o = Array2::zeros((n, d));
     let mut p = Vec::with_capacity(heads);
     for h in 0..heads {
@@ -133,13 +148,38 @@ pub fn forward<T: Real>(
         o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
         p.push(sc);
     }
-    let out = o.dot(&w.w_o);
-    (out, AttnCache { q, k, v, p, o })
+    (o, p)
+}
+
+/// The backward of [`mix_heads`]: `(∂ℓ/∂Q, ∂ℓ/∂K, ∂ℓ/∂V)` from `∂ℓ/∂O`.
+pub(crate) fn mix_heads_backward<T: Real>(
+    p: &[Array2<T>],
+    q: &Array2<T>,
+    k: &Array2<T>,
+    v: &Array2<T>,
+    g_o: &Array2<T>,
+) -> (Array2<T>, Array2<T>, Array2<T>) {
+    let (n, d) = q.dim();
+    let dh = d / p.len();
+    let inv = T::of(1.0 / (dh as f64).sqrt());
+    let mut gq = Array2::zeros((n, d));
+    let mut gk = Array2::zeros((n, d));
+    let mut gv = Array2::zeros((n, d));
+    for (h, p) in p.iter().enumerate() {
+        let cols = s![.., h * dh..(h + 1) * dh];
+        let g_oh = g_o.slice(cols);
+        let mut gs = g_oh.dot(&v.slice(cols).t());
+        gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
+        softmax_backward_rows(&mut gs, p, inv);
+        gq.slice_mut(cols).assign(&gs.dot(&k.slice(cols)));
+        gk.slice_mut(cols).assign(&gs.t().dot(&q.slice(cols)));
+    }
+    (gq, gk, gv)
 }
 
 /// `G_S ← c · P ⊙ (G_P − rowsum(P ⊙ G_P))` in place, from `G_P` in `gs` (row sums in the lane
 /// order of [`crate::simd::reduce`]).
-pub(crate) fn softmax_backward_rows<T: Real>(gs: &mut Array2<T>, p: &Array2<T>, c: T) {
+fn softmax_backward_rows<T: Real>(gs: &mut Array2<T>, p: &Array2<T>, c: T) {
     let n = gs.ncols();
     if n == 0 {
         return;
@@ -182,22 +222,9 @@ pub fn backward_with<T: Real>(
     heads: usize,
     grads: Grads,
 ) -> (Array2<T>, Option<AttnWeights<T>>) {
-    let (n, d) = x.dim();
-    let dh = d / heads;
-    let inv = T::of(1.0 / (dh as f64).sqrt());
+    debug_assert_eq!(cache.p.len(), heads);
     let g_o = g_out.dot(&w.w_o.t());
-    let mut gq = Array2::zeros((n, d));
-    let mut gk = Array2::zeros((n, d));
-    let mut gv = Array2::zeros((n, d));
-    for (h, p) in cache.p.iter().enumerate() {
-        let cols = s![.., h * dh..(h + 1) * dh];
-        let g_oh = g_o.slice(cols);
-        let mut gs = g_oh.dot(&cache.v.slice(cols).t());
-        gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
-        softmax_backward_rows(&mut gs, p, inv);
-        gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
-        gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
-    }
+    let (gq, gk, gv) = mix_heads_backward(&cache.p, &cache.q, &cache.k, &cache.v, &g_o);
     // The input gradient and the weight gradients are independent products: an idle
     // worker thread (a seed alone on two cores) takes one side; each product is computed
     // the same way on any thread.

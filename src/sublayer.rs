@@ -177,21 +177,10 @@ pub fn attn_forward<T: Real>(
     heads: usize,
     mask: Mask,
 ) -> (Array2<T>, AttnOptCache<T>) {
-    let (n, d) = x.dim();
-    let dh = d / heads;
-    let inv = T::of(1.0 / (dh as f64).sqrt());
     let (q, qc) = maybe(opts.qk, norm, x.dot(&w.w_q), heads);
     let (k, kc) = maybe(opts.qk, norm, x.dot(&w.w_k), heads);
     let (v, vc) = maybe(opts.v, norm, x.dot(&w.w_v), heads);
-    let mut o = Array2::zeros((n, d));
-    let mut p = Vec::with_capacity(heads);
-    for h in 0..heads {
-        let cols = s![.., h * dh..(h + 1) * dh];
-        let mut sc = q.slice(cols).dot(&k.slice(cols).t());
-        attention::softmax_rows(&mut sc, inv, mask);
-        o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
-        p.push(sc);
-    }
+    let (o, p) = attention::mix_heads(&q, &k, &v, heads, mask);
     let (o, oc) = maybe(opts.out, norm, o, heads);
     let out = o.dot(&w.w_o);
     (
@@ -225,23 +214,10 @@ pub fn attn_backward<T: Real>(
     g_out: ArrayView2<T>,
     heads: usize,
 ) -> (Array2<T>, AttnWeights<T>) {
-    let (n, d) = x.dim();
-    let dh = d / heads;
-    let inv = T::of(1.0 / (dh as f64).sqrt());
+    debug_assert_eq!(cache.p.len(), heads);
     let gw_o = cache.o.t().dot(&g_out);
     let g_o = maybe_back(&cache.oc, g_out.dot(&w.w_o.t()));
-    let mut gq = Array2::zeros((n, d));
-    let mut gk = Array2::zeros((n, d));
-    let mut gv = Array2::zeros((n, d));
-    for (h, p) in cache.p.iter().enumerate() {
-        let cols = s![.., h * dh..(h + 1) * dh];
-        let g_oh = g_o.slice(cols);
-        let mut gs = g_oh.dot(&cache.v.slice(cols).t());
-        gv.slice_mut(cols).assign(&p.t().dot(&g_oh));
-        attention::softmax_backward_rows(&mut gs, p, inv);
-        gq.slice_mut(cols).assign(&gs.dot(&cache.k.slice(cols)));
-        gk.slice_mut(cols).assign(&gs.t().dot(&cache.q.slice(cols)));
-    }
+    let (gq, gk, gv) = attention::mix_heads_backward(&cache.p, &cache.q, &cache.k, &cache.v, &g_o);
     let gq = maybe_back(&cache.qc, gq);
     let gk = maybe_back(&cache.kc, gk);
     let gv = maybe_back(&cache.vc, gv);
