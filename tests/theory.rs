@@ -101,7 +101,7 @@ fn golden_recursion_values() {
 #[test]
 fn theory_matches_simulation_at_two_widths() {
     type Tweak = fn(&mut RawConfig);
-    let variants: [(&str, Tweak); 17] = [
+    let variants: [(&str, Tweak); 18] = [
         ("pre", |_| {}),
         ("post", |_| {}),
         ("span", |_| {}),
@@ -121,6 +121,12 @@ fn theory_matches_simulation_at_two_widths() {
         ("post", |r| {
             r.init = Some("fan-in".parse().unwrap());
             r.mask = Some("causal".parse().unwrap());
+        }),
+        // Gains g_q g_k = σ_w⁴ ≠ 1: the logits carry them once (Cov S = g_q g_k K ⊗ K).
+        ("post", |r| {
+            r.init = Some("fan-in".parse().unwrap());
+            r.mask = Some("causal".parse().unwrap());
+            r.sigma_w = Some(0.8);
         }),
         // Mixture of experts: gate statistics by Monte Carlo (theory.md §2.4).
         ("pre", |r| {

@@ -72,7 +72,9 @@ fn sum_over_draws(
 ) -> Vec<Array2<f64>> {
     use rayon::prelude::*;
     let n = k.nrows();
-    let l = sqrt_psd(k) * (g.q * g.k).sqrt();
+    // S = c L Z Lᵀ with c = √(g_q g_k): each factor L carries √c, so S carries c once and
+    // Cov(S) = g_q g_k K ⊗ K.
+    let l = sqrt_psd(k) * (g.q * g.k).sqrt().sqrt();
     let chunks: Vec<Vec<Array2<f64>>> = (0..DRAWS / CHUNK)
         .into_par_iter()
         .map(|c| {
@@ -273,6 +275,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn logits_carry_the_gains_once() {
+        // K = I/2, g_q = 4, bidirectional: the logits of a row are i.i.d. N(0, g_q g_k/4) =
+        // N(0, 1), so the diagonal of E[P K Pᵀ] is P_2(1, n)/2, with P_2 computed
+        // independently by `attention::p2`. Each draw's row mean of Σ_a P_ia² lies in
+        // [1/n, 1]; averaged over 1024 independent antithetic pairs, Hoeffding bounds the
+        // Monte Carlo error by (1 − 1/n)·√(ln(2/δ)/(2·1024)) = 0.090 at δ = 1e-9. Logits that
+        // carried the gains twice (S = g_q g_k L Z Lᵀ) have variance 4: that gives 0.43 here
+        // instead of P_2(1, 8) = 0.23, and fails.
+        let n = 8;
+        let k = Array2::<f64>::eye(n) * 0.5;
+        let g = Gains {
+            q: 4.0,
+            k: 1.0,
+            v: 1.0,
+            o: 1.0,
+        };
+        let (ka, var) = forward(&k, g, Mask::Bidirectional);
+        assert!((var - (1.0 - 1.0 / n as f64)).abs() < 1e-12);
+        let got = 2.0 * ka.diag().mean().unwrap();
+        let tol = (1.0 - 1.0 / n as f64) * ((2.0f64 / 1e-9).ln() / 2048.0).sqrt();
+        let want = crate::theory::attention::p2(1.0, n);
+        let wrong = crate::theory::attention::p2(4.0, n);
+        assert!((got - want).abs() < tol, "{got} vs P_2 = {want} ± {tol}");
+        assert!(
+            (wrong - want).abs() > 2.0 * tol,
+            "the test separates {want} from {wrong}"
+        );
     }
 
     #[test]
