@@ -139,4 +139,5 @@ pub mod sublayer;
 pub mod summary;
 pub mod sweep;
 pub mod theory;
+pub mod train;
 pub mod weight;

@@ -173,6 +173,8 @@ pub trait Observer<T> {
     fn boundary(&mut self, _l: usize, _x: &Array2<T>) {}
     /// Block `l` mapped `x_prev = X_{l-1}` to `x = X_l`, with its probes.
     fn block(&mut self, _l: usize, _x_prev: &Array2<T>, _x: &Array2<T>, _probe: Probe) {}
+    /// The stack output `Y` (the final map of `X_L`), which the loss reads.
+    fn output(&mut self, _y: &Array2<T>) {}
     /// The loss `ℓ`.
     fn loss(&mut self, _loss: f64) {}
     /// `∂ℓ/∂X_l = 10^{log10_norm} · dir` with `‖dir‖_F = 1`.
@@ -352,7 +354,8 @@ where
     // ℓ = Σ R ⊙ Y / sqrt(n d).
     let x_last = xs.pop().expect("depth + 1 boundaries");
     let c = T::of(1.0 / ((cfg.tokens * cfg.width) as f64).sqrt());
-    let loss_at = |y: &Array2<T>| -> (f64, Array2<T>) {
+    let mut loss_at = |y: &Array2<T>| -> (f64, Array2<T>) {
+        obs.output(y);
         match (cfg.loss, &unembedding) {
             (Loss::MeanToken, _) => loss::mean_token(&r, y, c),
             (Loss::CrossEntropy, Some(e)) => loss::cross_entropy(e, y),
