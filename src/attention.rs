@@ -64,6 +64,8 @@ pub struct AttnCache<T> {
     p: Vec<Array2<T>>,
     /// `concat_h(P_h V_h)`.
     o: Array2<T>,
+    /// The largest logit `c · q_i·k_j` over heads and unmasked pairs.
+    max_logit: f64,
 }
 
 impl<T> AttnCache<T> {
@@ -71,15 +73,22 @@ impl<T> AttnCache<T> {
     pub fn probs(&self) -> &[Array2<T>] {
         &self.p
     }
+
+    /// The largest attention logit `q_i·k_j/√d_h` over heads and unmasked pairs (the logit
+    /// growth that precedes attention-entropy collapse in training).
+    pub fn max_logit(&self) -> f64 {
+        self.max_logit
+    }
 }
 
 /// Row-wise softmax of `c · s` in place; under the causal mask row `i` keeps columns `j ≤ i`.
 /// `e^x` is [`Real::exp_poly`] and the row sum runs in the lane order of
-/// [`crate::simd::reduce`], so every dispatch path gives the same bits.
-fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
+/// [`crate::simd::reduce`], so every dispatch path gives the same bits. Returns the largest
+/// scaled logit `c · s_ij` over the kept entries (`−∞` when there are none).
+fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) -> f64 {
     let n = s.ncols();
     if n == 0 {
-        return;
+        return f64::NEG_INFINITY;
     }
     let rows = s
         .as_slice_mut()
@@ -87,6 +96,7 @@ fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
     simd::dispatch(
         #[inline(always)]
         || {
+            let mut largest = T::neg_infinity();
             for (i, row) in rows.chunks_exact_mut(n).enumerate() {
                 let keep = match mask {
                     Mask::Bidirectional => n,
@@ -106,9 +116,11 @@ fn softmax_rows<T: Real>(s: &mut Array2<T>, c: T, mask: Mask) {
                     *v /= z;
                 }
                 masked.fill(T::zero());
+                largest = largest.max(max);
             }
+            largest.f64()
         },
-    );
+    )
 }
 
 /// `A(X)` and its cache.
@@ -121,34 +133,45 @@ pub fn forward<T: Real>(
     let q = x.dot(&w.w_q);
     let k = x.dot(&w.w_k);
     let v = x.dot(&w.w_v);
-    let (o, p) = mix_heads(&q, &k, &v, heads, mask);
+    let (o, p, max_logit) = mix_heads(&q, &k, &v, heads, mask);
     let out = o.dot(&w.w_o);
-    (out, AttnCache { q, k, v, p, o })
+    (
+        out,
+        AttnCache {
+            q,
+            k,
+            v,
+            p,
+            o,
+            max_logit,
+        },
+    )
 }
 
 /// The heads' mixing step, shared by plain attention and attention with inner norms
 /// ([`crate::sublayer`]): `O = concat_h softmax(Q_h K_hᵀ/√d_h) V_h` under the mask, and the
-/// attention matrices `P_h`.
+/// attention matrices `P_h`, and the largest logit over heads and unmasked pairs.
 pub(crate) fn mix_heads<T: Real>(
     q: &Array2<T>,
     k: &Array2<T>,
     v: &Array2<T>,
     heads: usize,
     mask: Mask,
-) -> (Array2<T>, Vec<Array2<T>>) {
+) -> (Array2<T>, Vec<Array2<T>>, f64) {
     let (n, d) = q.dim();
     let dh = d / heads;
     let inv = T::of(1.0 / (dh as f64).sqrt());
     let mut o = Array2::zeros((n, d));
     let mut p = Vec::with_capacity(heads);
+    let mut max_logit = f64::NEG_INFINITY;
     for h in 0..heads {
         let cols = s![.., h * dh..(h + 1) * dh];
         let mut sc = q.slice(cols).dot(&k.slice(cols).t());
-        softmax_rows(&mut sc, inv, mask);
+        max_logit = max_logit.max(softmax_rows(&mut sc, inv, mask));
         o.slice_mut(cols).assign(&sc.dot(&v.slice(cols)));
         p.push(sc);
     }
-    (o, p)
+    (o, p, max_logit)
 }
 
 /// The backward of [`mix_heads`]: `(∂ℓ/∂Q, ∂ℓ/∂K, ∂ℓ/∂V)` from `∂ℓ/∂O`.
@@ -273,5 +296,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The largest logit the softmax reports is the brute-force maximum of `q_i·k_j/√d_h`
+    /// over heads and unmasked pairs: under the causal mask the pairs `j > i` do not count
+    /// (a key-only spike placed there must not show).
+    #[test]
+    fn max_logit_is_the_largest_unmasked_logit() {
+        let mut masked_max = 0;
+        for stream in 2..12 {
+            masked_max += usize::from(max_logit_draw(stream));
+        }
+        assert!(masked_max > 0, "no draw put the maximum on a masked pair");
+    }
+
+    /// Checks one draw; whether its bidirectional maximum sits on a masked pair.
+    fn max_logit_draw(stream: u64) -> bool {
+        let mut rng = stream_rng(0, 0, stream);
+        let (n, d, heads) = (6, 8, 2);
+        let x: Array2<f64> = gaussian(&mut rng, n, d, 1.0);
+        let w = AttnWeights {
+            w_q: gaussian(&mut rng, d, d, 0.5),
+            w_k: gaussian(&mut rng, d, d, 0.5),
+            w_v: gaussian(&mut rng, d, d, 0.5),
+            w_o: gaussian(&mut rng, d, d, 0.5),
+        };
+        let dh = d / heads;
+        let brute = |causal: bool| {
+            let (q, k) = (x.dot(&w.w_q), x.dot(&w.w_k));
+            let mut best = f64::NEG_INFINITY;
+            for h in 0..heads {
+                for i in 0..n {
+                    for j in 0..n {
+                        if causal && j > i {
+                            continue;
+                        }
+                        let dot: f64 = (h * dh..(h + 1) * dh).map(|c| q[[i, c]] * k[[j, c]]).sum();
+                        best = best.max(dot / (dh as f64).sqrt());
+                    }
+                }
+            }
+            best
+        };
+        for (mask, causal) in [(Mask::Bidirectional, false), (Mask::Causal, true)] {
+            let (_, c) = forward(&w, x.view(), heads, mask);
+            let want = brute(causal);
+            assert!(
+                (c.max_logit() - want).abs() < 1e-12,
+                "{mask:?}: {} vs {want}",
+                c.max_logit()
+            );
+        }
+        brute(false) > brute(true)
     }
 }

@@ -97,6 +97,27 @@ impl<T: Real> BlockWeights<T> {
         v
     }
 
+    /// Every matrix with its name, in the order of [`BlockWeights::matrices_mut`] (a
+    /// mixture's experts one after another, each `W_1, W_2[, W_g]`).
+    pub fn each_named(&self) -> Vec<(WeightName, &Array2<T>)> {
+        let mut v: Vec<(WeightName, &Array2<T>)> = AttnWeights::<T>::NAMES
+            .iter()
+            .copied()
+            .zip(self.attn.each())
+            .collect();
+        match &self.ffn {
+            None => {}
+            Some(FfnBlockWeights::Dense(f)) => v.extend(f.each()),
+            Some(FfnBlockWeights::Moe(m)) => {
+                v.push((WeightName::MoeWr, &m.w_r));
+                for e in &m.experts {
+                    v.extend(e.each().into_iter().map(|(n, w)| (n.in_mixture(), w)));
+                }
+            }
+        }
+        v
+    }
+
     /// Frobenius norm of each named weight (for gradients: `‖∂ℓ/∂W‖_F`), in `f64`.
     ///
     /// Each matrix's sum of squares runs in the lane order of [`crate::simd::reduce`] over
@@ -157,6 +178,10 @@ pub struct Probe {
     pub ffn_q: Option<f64>,
     /// Second moment of the sum entering the block's closing norm.
     pub q_pre_norm: Option<f64>,
+    /// The largest attention logit of the block ([`crate::attention::AttnCache::max_logit`]).
+    pub max_logit: Option<f64>,
+    /// The router's load imbalance of a mixture block ([`crate::moe::MoeCache::max_load`]).
+    pub max_load: Option<f64>,
 }
 
 enum Op<T> {
@@ -439,6 +464,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
                 self.sub.mask,
             );
             self.probe.attn_q = Some(second_moment(y.view()));
+            self.probe.max_logit = Some(cache.max_logit());
             return self.push(Op::AttnOpts { x, cache }, y);
         }
         let (y, cache) = attention::forward(
@@ -448,6 +474,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
             self.sub.mask,
         );
         self.probe.attn_q = Some(second_moment(y.view()));
+        self.probe.max_logit = Some(cache.max_logit());
         self.push(Op::Attn { x, cache }, y)
     }
 
@@ -479,6 +506,7 @@ impl<T: Real> BlockOps for Tape<'_, T> {
             }
             FfnBlockWeights::Moe(m) => {
                 let (y, cache) = moe::forward(m, self.sub.act, self.sub.top_k, self.vals[x].view());
+                self.probe.max_load = Some(cache.max_load());
                 (y, Op::Moe { x, cache })
             }
         };

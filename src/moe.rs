@@ -48,6 +48,23 @@ impl<T> MoeCache<T> {
     pub fn gates(&self) -> &Array2<T> {
         &self.gates
     }
+
+    /// The router's load imbalance `E · max_e f_e`, with `f_e` the share of the `n k`
+    /// routing slots that expert `e` receives: 1 when every expert gets the same share, `E/k`
+    /// when the top `k` experts take every token.
+    pub fn max_load(&self) -> f64 {
+        let slots: usize = self.routed.iter().map(|r| r.tokens.len()).sum();
+        let most = self
+            .routed
+            .iter()
+            .map(|r| r.tokens.len())
+            .max()
+            .unwrap_or(0);
+        if slots == 0 {
+            return 1.0;
+        }
+        self.routed.len() as f64 * most as f64 / slots as f64
+    }
 }
 
 /// The mixture's output and its cache.
@@ -170,4 +187,44 @@ pub fn backward_with<T: Real>(
             experts,
         });
     (gx, gw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{gaussian, stream_rng};
+
+    fn weights(router: Array2<f64>, experts: usize) -> MoeWeights<f64> {
+        let mut rng = stream_rng(0, 0, 1);
+        let d = router.nrows();
+        MoeWeights {
+            w_r: router,
+            experts: (0..experts)
+                .map(|_| FfnWeights {
+                    w_1: gaussian(&mut rng, d, 8, 0.5),
+                    w_2: gaussian(&mut rng, 8, d, 0.5),
+                    w_g: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A router whose column 0 dominates sends every token to expert 0: `E · 1 = E` with
+    /// top 1, `E/2` with top 2 (experts 0 and the runner-up share the slots). A router that
+    /// sends token `i` to expert `i mod E` is balanced: 1.
+    #[test]
+    fn max_load_is_one_when_balanced_and_e_over_k_when_collapsed() {
+        let (n, d, e) = (8, 4, 4);
+        let x = Array2::from_shape_fn((n, d), |(i, j)| if j == i % d { 1.0 } else { 0.0 });
+        let mut collapse = Array2::zeros((d, e));
+        collapse.column_mut(0).fill(5.0);
+        collapse.column_mut(1).fill(1.0);
+        let (_, c) = forward(&weights(collapse.clone(), e), Activation::Relu, 1, x.view());
+        assert_eq!(c.max_load(), 4.0);
+        let (_, c) = forward(&weights(collapse, e), Activation::Relu, 2, x.view());
+        assert_eq!(c.max_load(), 2.0);
+        let balanced = Array2::from_shape_fn((d, e), |(i, j)| if i == j { 1.0 } else { 0.0 });
+        let (_, c) = forward(&weights(balanced, e), Activation::Relu, 1, x.view());
+        assert_eq!(c.max_load(), 1.0);
+    }
 }

@@ -166,6 +166,8 @@ pub struct AttnOptCache<T> {
     kc: Option<GroupCache<T>>,
     vc: Option<GroupCache<T>>,
     oc: Option<GroupCache<T>>,
+    /// The largest attention logit over heads and unmasked pairs.
+    max_logit: f64,
 }
 
 /// `A(X)` with the inner norms of `opts` (`norm` the configured norm), and its cache.
@@ -180,7 +182,7 @@ pub fn attn_forward<T: Real>(
     let (q, qc) = maybe(opts.qk, norm, x.dot(&w.w_q), heads);
     let (k, kc) = maybe(opts.qk, norm, x.dot(&w.w_k), heads);
     let (v, vc) = maybe(opts.v, norm, x.dot(&w.w_v), heads);
-    let (o, p) = attention::mix_heads(&q, &k, &v, heads, mask);
+    let (o, p, max_logit) = attention::mix_heads(&q, &k, &v, heads, mask);
     let (o, oc) = maybe(opts.out, norm, o, heads);
     let out = o.dot(&w.w_o);
     (
@@ -195,6 +197,7 @@ pub fn attn_forward<T: Real>(
             kc,
             vc,
             oc,
+            max_logit,
         },
     )
 }
@@ -203,6 +206,11 @@ impl<T> AttnOptCache<T> {
     /// The attention matrices, one per head.
     pub fn probs(&self) -> &[Array2<T>] {
         &self.p
+    }
+
+    /// The largest attention logit over heads and unmasked pairs.
+    pub fn max_logit(&self) -> f64 {
+        self.max_logit
     }
 }
 

@@ -47,10 +47,15 @@ fn settings(task: Task, steps: usize, lr: f64) -> Settings {
 #[test]
 fn whole_model_gradients_match_finite_differences() {
     const H: f64 = 1e-5;
-    for placement in ["pre", "post", "span", "deepnorm"] {
-        let c = cfg(placement, |r| {
+    // `pre-moe`: pre with a mixture of 4 experts, top 2 (the router's weights too).
+    for placement in ["pre", "post", "span", "deepnorm", "pre-moe"] {
+        let c = cfg(placement.trim_end_matches("-moe"), |r| {
             if placement == "span" {
                 r.act = Some("gelu".parse().unwrap());
+            }
+            if placement == "pre-moe" {
+                r.moe_experts = Some(4);
+                r.moe_top_k = Some(2);
             }
         });
         let model = Model::<f64>::init(&c, 0);
@@ -76,7 +81,12 @@ fn whole_model_gradients_match_finite_differences() {
             }
         }
         for k in 0..count {
-            let err = (num[k] / den[k]).sqrt();
+            // An expert no token reached has an exactly zero gradient: it must be zero here.
+            let err = if den[k] == 0.0 {
+                num[k].sqrt()
+            } else {
+                (num[k] / den[k]).sqrt()
+            };
             assert!(err < 1e-6, "{placement} matrix {k}: relative error {err}");
         }
     }
@@ -247,4 +257,136 @@ fn sensitivity_is_the_mean_excess_over_the_best_rate() {
     // ℓ₀ = 3; rates reach 1, 2, diverge (counts as 3), and 5 (capped at 3): best 1.
     let s = train::sensitivity(&[Some(1.0), Some(2.0), None, Some(5.0)], 3.0);
     assert!((s - (0.0 + 1.0 + 2.0 + 2.0) / 4.0).abs() < 1e-15);
+}
+
+fn spannorm(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_spannorm"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+const SMALL_TRAIN: [&str; 18] = [
+    "train",
+    "--placement",
+    "pre",
+    "--depth",
+    "2",
+    "--width",
+    "16",
+    "--tokens",
+    "8",
+    "--heads",
+    "2",
+    "--vocab",
+    "16",
+    "--steps",
+    "12",
+    "--seeds",
+    "2",
+    "--quiet",
+];
+
+/// A learning-rate sweep keeps each finished run: run again after losing one (an
+/// interruption), or in two shards on different thread counts and then together, and the
+/// document has the same bytes as the uninterrupted run.
+#[test]
+fn resumed_and_sharded_sweeps_write_identical_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |s: &str| dir.path().join(s).to_str().unwrap().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = SMALL_TRAIN.to_vec();
+        a.extend_from_slice(&["--lr", "1e-3,1e-2"]);
+        a.extend_from_slice(extra);
+        let o = spannorm(&a);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    let whole = path("whole.json");
+    run(&["--out", &whole]);
+    let first = std::fs::read(&whole).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["sensitivity"].as_array().unwrap().len(), 1);
+    // Interrupted: one finished run lost.
+    let parts = std::path::PathBuf::from(format!("{whole}.parts"));
+    let mut names: Vec<_> = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "one part per rate and seed");
+    std::fs::remove_file(&names[0]).unwrap();
+    std::fs::remove_file(&whole).unwrap();
+    run(&["--out", &whole]);
+    assert_eq!(std::fs::read(&whole).unwrap(), first, "resumed run differs");
+    // Sharded over two processes with different thread counts, then assembled.
+    let shards = path("shards");
+    let o = run(&["--parts", &shards, "--shard", "1/2", "--threads", "1"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not finished"));
+    run(&["--parts", &shards, "--shard", "2/2", "--threads", "2"]);
+    let assembled = path("assembled.json");
+    run(&["--parts", &shards, "--out", &assembled]);
+    assert_eq!(
+        std::fs::read(&assembled).unwrap(),
+        first,
+        "sharded run differs"
+    );
+}
+
+/// Bad training input: one line on stderr, exit code 2, no document.
+#[test]
+fn bad_train_flags_are_one_line_errors() {
+    for (extra, word) in [
+        (&["--lr", "0"][..], "lr"),
+        (&["--lr", "1e-3,-1"][..], "lr"),
+        (&["--mask", "bidirectional"][..], "mask"),
+        (&["--loss", "mean-token"][..], "loss"),
+        (&["--shard", "1/2"][..], "shard"),
+        (&["--batch", "0"][..], "batch"),
+        (&["--task", "sorting"][..], "task"),
+        (&["--optimizer", "lion"][..], "optimizer"),
+        (&["--warmup", "13"][..], "warmup"),
+        (&["--vocab", "1"][..], "vocab"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("t.json");
+        let mut a = SMALL_TRAIN.to_vec();
+        a.extend_from_slice(extra);
+        if word != "shard" {
+            a.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        }
+        let o = spannorm(&a);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{extra:?}: {e}");
+        assert!(e.contains(word), "{extra:?}: '{word}' not in {e}");
+        assert!(!out.exists(), "{extra:?}: a document was written");
+    }
+}
+
+/// The recorded probes reach the trace: the largest attention logit for every block (its
+/// value is checked against brute force in `attention`'s unit tests), the router's load
+/// imbalance within `[1, E/k]` for mixture blocks and absent for dense ones.
+#[test]
+fn probes_are_recorded_per_block() {
+    let c = cfg("pre", |r| {
+        r.moe_experts = Some(4);
+        r.moe_top_k = Some(1);
+    });
+    let t = train::train_seed(&c, &settings(Task::Bigram, 1, 1e-3), 0, &|| {});
+    assert_eq!(t.max_logit[0].len(), 2);
+    assert!(t.max_logit[0].iter().all(|v| v.is_some_and(f64::is_finite)));
+    assert!(t.max_load[0]
+        .iter()
+        .all(|v| v.is_some_and(|x| (1.0..=4.0).contains(&x))));
+    let dense = cfg("pre", |_| {});
+    let t = train::train_seed(&dense, &settings(Task::Bigram, 1, 1e-3), 0, &|| {});
+    assert!(t.max_load[0].iter().all(Option::is_none));
 }

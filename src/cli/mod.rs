@@ -10,6 +10,7 @@ mod reproduce;
 mod simulate;
 mod sweep;
 mod theory;
+mod train;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -54,6 +55,11 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Every figure from one command: sweeps (cached), figures, check, figures/README.md.
     Reproduce(reproduce::ReproduceArgs),
+    /// Train token models (embedding, stack, unembedding) on a synthetic task with known
+    /// loss floor, recording the per-layer signal over steps; a list of rates is a
+    /// learning-rate sweep (resumable, shardable).
+    #[command(allow_negative_numbers = true)]
+    Train(Box<train::TrainArgs>),
 }
 
 /// Runs the subcommand.
@@ -68,6 +74,7 @@ pub fn run(command: &Command) -> anyhow::Result<()> {
         Command::Export(args) => export::export(args),
         Command::Plot(args) => plot::plot(args),
         Command::Reproduce(args) => reproduce::reproduce(args),
+        Command::Train(args) => train::train(args),
     }
 }
 
@@ -258,6 +265,7 @@ pub fn dry_run(cfgs: &[SimConfig], pool: &rayon::ThreadPool) {
 pub struct Progress {
     bar: Option<ProgressBar>,
     what: String,
+    unit: &'static str,
     total: u64,
     done: AtomicU64,
     start: Instant,
@@ -287,14 +295,19 @@ fn hms(secs: f64) -> String {
 impl Progress {
     /// Progress toward `total` block passes of `what`.
     pub fn new(total: u64, what: &str, quiet: bool) -> Progress {
+        Progress::with_unit(total, what, "block passes", quiet)
+    }
+
+    /// Progress toward `total` of `unit` (e.g. "steps").
+    pub fn with_unit(total: u64, what: &str, unit: &'static str, quiet: bool) -> Progress {
         use std::io::IsTerminal;
         let tty = std::io::stderr().is_terminal();
         let bar = (!quiet && tty).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {human_pos}/{human_len} block passes, {per_sec}, eta {eta}",
-                )
+                ProgressStyle::with_template(&format!(
+                    "{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}, {{per_sec}}, eta {{eta}}"
+                ))
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -304,6 +317,7 @@ impl Progress {
         Progress {
             bar,
             what: what.into(),
+            unit,
             total,
             done: AtomicU64::new(0),
             start: Instant::now(),
@@ -325,9 +339,10 @@ impl Progress {
                 let t = self.start.elapsed().as_secs_f64();
                 let frac = done as f64 / self.total.max(1) as f64;
                 err(&format!(
-                    "{}: {done}/{} block passes ({:.0}%), {} elapsed, eta {}",
+                    "{}: {done}/{} {} ({:.0}%), {} elapsed, eta {}",
                     self.what,
                     self.total,
+                    self.unit,
                     100.0 * frac,
                     hms(t),
                     hms(t / frac.max(1e-9) - t)

@@ -17,6 +17,7 @@
 //! summed in sequence order, so results do not depend on the number of threads.
 
 pub mod optim;
+pub mod run;
 pub mod task;
 
 use crate::block::{BlockWeights, Grads, Probe};
@@ -156,7 +157,7 @@ impl<T: Real> Model<T> {
     pub fn matrices(&self) -> Vec<&Array2<T>> {
         let mut v = vec![&self.emb, &self.unemb];
         for b in &self.blocks {
-            v.extend(b.named().into_iter().flat_map(|(_, ms)| ms));
+            v.extend(b.each_named().into_iter().map(|(_, m)| m));
         }
         v
     }
@@ -165,9 +166,7 @@ impl<T: Real> Model<T> {
     fn names(&self) -> Vec<Option<WeightName>> {
         let mut v = vec![None, None];
         for b in &self.blocks {
-            for (name, ms) in b.named() {
-                v.extend(std::iter::repeat_n(Some(name), ms.len()));
-            }
+            v.extend(b.each_named().into_iter().map(|(n, _)| Some(n)));
         }
         v
     }
@@ -185,6 +184,7 @@ struct Pass<T> {
     grads: Model<T>,
     record: Option<SeedRecord>,
     logit_rms: f64,
+    probes: Vec<Probe>,
 }
 
 struct Collect<T> {
@@ -193,6 +193,7 @@ struct Collect<T> {
     y: Option<Array2<T>>,
     loss: f64,
     rec: Option<Recorder>,
+    probes: Vec<Probe>,
 }
 
 impl<T: Real> Observer<T> for Collect<T> {
@@ -204,6 +205,7 @@ impl<T: Real> Observer<T> for Collect<T> {
     fn block(&mut self, l: usize, x_prev: &Array2<T>, x: &Array2<T>, probe: Probe) {
         if let Some(r) = &mut self.rec {
             r.block(l, x_prev, x, probe);
+            self.probes.push(probe);
         }
     }
     fn output(&mut self, y: &Array2<T>) {
@@ -260,6 +262,7 @@ fn sequence_pass<T: Real>(
         y: None,
         loss: f64::NAN,
         rec: record.then(|| Recorder::new(m.depth, &m.weight_names())),
+        probes: Vec::new(),
     };
     stack::run_with_omegas(
         m,
@@ -299,6 +302,7 @@ fn sequence_pass<T: Real>(
         grads,
         record: obs.rec.map(|r| r.record),
         logit_rms,
+        probes: obs.probes,
     })
 }
 
@@ -322,7 +326,7 @@ fn batch_pass<T: Real>(
         for p in passes {
             let mut p = p?;
             if first.is_none() {
-                first = Some((p.record.take(), p.logit_rms));
+                first = Some((p.record.take(), p.logit_rms, std::mem::take(&mut p.probes)));
             }
             match &mut total {
                 None => total = Some(p),
@@ -342,9 +346,10 @@ fn batch_pass<T: Real>(
     for m in t.grads.matrices_mut() {
         m.mapv_inplace(|v| v * inv);
     }
-    let (record, logit_rms) = first.expect("a first sequence");
+    let (record, logit_rms, probes) = first.expect("a first sequence");
     t.record = record;
     t.logit_rms = logit_rms;
+    t.probes = probes;
     Ok(t)
 }
 
@@ -368,23 +373,40 @@ pub struct Trace {
     pub layers: Vec<SeedRecord>,
     /// Per recorded step: the RMS of the first sequence's output logits.
     pub logit_rms: Vec<f64>,
+    /// Per recorded step and block: the first sequence's largest attention logit
+    /// `q_i·k_j/√d_h` (`None` for a block without attention).
+    pub max_logit: Vec<Vec<Option<f64>>>,
+    /// Per recorded step and block: the router's load imbalance `E · max_e f_e` on the first
+    /// sequence (1 = balanced; `None` for a dense block).
+    pub max_load: Vec<Vec<Option<f64>>>,
     /// Per recorded step: `‖ΔW‖/‖W‖` of that step's update for each weight (blocks pooled;
-    /// `emb` and `unemb` for `E` and `U`).
-    pub update_ratio: Vec<std::collections::BTreeMap<String, f64>>,
+    /// `emb` and `unemb` for `E` and `U`); `None` where `‖W‖ = 0` (`w_q` of `zero-query` at
+    /// step 0).
+    pub update_ratio: Vec<std::collections::BTreeMap<String, Option<f64>>>,
+    /// The loss of the trained model on [`EVAL_SEQUENCES`] held-out sequences (`None` when
+    /// it diverged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_loss: Option<f64>,
     /// The step at which the loss or a value of the stack stopped being finite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged_at: Option<usize>,
 }
 
 impl Trace {
-    /// The loss at the last step done (`None` when it diverged).
+    /// The final loss: the held-out loss of the trained model (`None` when it diverged).
     pub fn final_loss(&self) -> Option<f64> {
         self.diverged_at
             .is_none()
-            .then(|| self.loss.last().copied())
+            .then_some(self.eval_loss)
             .flatten()
     }
 }
+
+/// Held-out sequences on which the final loss is measured (drawn from the task stream
+/// `u64::MAX`, which no training step uses): enough that the final loss's sampling error
+/// (about `σ_ℓ/√(64 n)` for a per-token loss spread `σ_ℓ`) stays below the differences between
+/// learning rates that the sensitivity measures.
+pub const EVAL_SEQUENCES: usize = 64;
 
 /// Trains seed `seed` of `cfg`; `progress` is called once per step.
 pub fn train_seed(
@@ -411,7 +433,7 @@ fn train_as<T: Real>(
     let mut state: Vec<Moments<T>> = model
         .matrices()
         .iter()
-        .map(|w| Moments::zeros(w.dim()))
+        .map(|w| Moments::for_optimizer(s.optimizer, w.dim()))
         .collect();
     let names = model.names();
     let mut trace = Trace {
@@ -469,10 +491,26 @@ fn train_as<T: Real>(
             trace.layers.push(pass.record.unwrap_or_default());
             trace.logit_rms.push(pass.logit_rms);
             trace
+                .max_logit
+                .push(pass.probes.iter().map(|p| p.max_logit).collect());
+            trace
+                .max_load
+                .push(pass.probes.iter().map(|p| p.max_load).collect());
+            trace
                 .update_ratio
                 .push(update_ratios(&names, &before, &model));
         }
         progress();
+    }
+    if trace.diverged_at.is_none() {
+        let mut r = task::rng(cfg.seed(), seed, u64::MAX);
+        let seqs: Vec<Vec<usize>> = (0..EVAL_SEQUENCES)
+            .map(|_| source.sequence(&mut r))
+            .collect();
+        match batch_pass(cfg, &model, &seqs, false) {
+            Ok(p) if p.loss.is_finite() => trace.eval_loss = Some(p.loss),
+            _ => trace.diverged_at = Some(s.steps),
+        }
     }
     trace
 }
@@ -482,7 +520,7 @@ fn update_ratios<T: Real>(
     names: &[Option<WeightName>],
     before: &Model<T>,
     after: &Model<T>,
-) -> std::collections::BTreeMap<String, f64> {
+) -> std::collections::BTreeMap<String, Option<f64>> {
     let mut sums: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
     for (i, (a, b)) in before
         .matrices()
@@ -502,7 +540,7 @@ fn update_ratios<T: Real>(
         e.1 += w;
     }
     sums.into_iter()
-        .map(|(k, (d, w))| (k, (d / w).sqrt()))
+        .map(|(k, (d, w))| (k, Some((d / w).sqrt()).filter(|r| r.is_finite())))
         .collect()
 }
 
@@ -528,4 +566,75 @@ pub fn sensitivity(final_losses: &[Option<f64>], initial: f64) -> f64 {
         .map(|l| l.map_or(initial, |l| l.min(initial)) - best)
         .sum::<f64>()
         / final_losses.len() as f64
+}
+
+/// Model FLOPs of one sequence's training pass (matrix products only): the stack forward
+/// and backward with weight gradients (`3 ×` the forward), and the unembedding's forward and
+/// its two gradients (`6 n d V`).
+pub fn sequence_flops(cfg: &SimConfig) -> f64 {
+    let m = cfg.model();
+    let (n, d, v) = (m.tokens as f64, m.width as f64, m.vocab as f64);
+    3.0 * m.depth as f64 * crate::cost::block_forward_flops(m) + 6.0 * n * d * v
+}
+
+/// Model FLOPs of one optimizer step of `settings` (a batch of training passes).
+pub fn step_flops(cfg: &SimConfig, settings: &Settings) -> f64 {
+    settings.batch as f64 * sequence_flops(cfg)
+}
+
+/// Weights of the whole model: the blocks, `E` and `U`.
+pub fn parameters(cfg: &SimConfig) -> f64 {
+    let m = cfg.model();
+    m.depth as f64 * crate::cost::params_per_block(m) + 2.0 * (m.vocab * m.width) as f64
+}
+
+/// Estimated peak bytes of training one seed with `threads` sequences in flight: the
+/// weights, the optimizer state (two moments for AdamW), the batch's summed gradients and
+/// the copy kept on recorded steps (`4P` with AdamW, `2P` more for the moments), and per
+/// sequence in flight its gradients, the stack's copies of the block weights and their
+/// scaled gradients (`3P`), every block's tape and the `n × V` logits twice.
+pub fn bytes(cfg: &SimConfig, settings: &Settings, threads: usize) -> f64 {
+    let m = cfg.model();
+    let p = parameters(cfg);
+    let moments = match settings.optimizer {
+        Optimizer::Adamw => 2.0,
+        Optimizer::Sgd => 0.0,
+    };
+    let per_sequence = 3.0 * p
+        + m.depth as f64 * crate::cost::tape_values_per_block(m)
+        + 2.0 * (m.tokens * m.vocab) as f64;
+    let in_flight = threads.clamp(1, settings.batch.max(1)) as f64;
+    cfg.precision().bytes() as f64 * ((3.0 + moments) * p + in_flight * per_sequence)
+}
+
+/// Seconds of one round of training passes with every worker thread busy (one sequence per
+/// thread), measured on this machine on a stack of at most 4 blocks of `cfg`'s shape and
+/// scaled to its depth: the unit of [`bytes`]' companion estimate in `train --dry-run`.
+pub fn time_round(cfg: &SimConfig, settings: &Settings) -> f64 {
+    let m = cfg.model();
+    let short = m.depth.min(4);
+    let Ok(small) = cfg.to_raw().depth(short).seeds(1).build() else {
+        return f64::NAN;
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let source = Source::new(settings.task, m.vocab, m.tokens, cfg.seed(), 0);
+    let mut r = task::rng(cfg.seed(), 0, 1);
+    let seqs: Vec<Vec<usize>> = (0..threads).map(|_| source.sequence(&mut r)).collect();
+    let time = |f: &dyn Fn()| {
+        f();
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let secs = match cfg.precision() {
+        Precision::F32 => {
+            let model = Model::<f32>::init(&small, 0);
+            time(&|| drop(batch_pass(&small, &model, &seqs, false)))
+        }
+        Precision::F64 => {
+            let model = Model::<f64>::init(&small, 0);
+            time(&|| drop(batch_pass(&small, &model, &seqs, false)))
+        }
+    };
+    secs * m.depth as f64 / short as f64
 }

@@ -71,6 +71,15 @@ impl<T: Real> Moments<T> {
             v: Array2::zeros(shape),
         }
     }
+
+    /// The state `opt` needs for a matrix of `shape`: the two moments for AdamW, nothing
+    /// (empty arrays) for SGD.
+    pub fn for_optimizer(opt: Optimizer, shape: (usize, usize)) -> Moments<T> {
+        match opt {
+            Optimizer::Adamw => Moments::zeros(shape),
+            Optimizer::Sgd => Moments::zeros((0, 0)),
+        }
+    }
 }
 
 /// One update of `w` by gradient `g` (already clipped) at step `t` (0-based) with rate `lr`
