@@ -47,12 +47,35 @@ choice_enum!(
         Sweep2t => "sweep2t",
         /// post, L = 4096, d = 256, n = 64, 1 seed, f64 (the earlier deep workload).
         DeepPost4096 => "deep-post4096",
+        /// Training: span, L = 16, d = 128, n = 64, H = 4, vocabulary 256, batch 16, 20 AdamW
+        /// steps of one seed, f32 ([`TRAIN_STEPS`]; the held-out loss at the end included).
+        TrainStep => "train-step",
     }
 );
 
+/// Optimizer steps the `train-step` case times.
+pub const TRAIN_STEPS: usize = 20;
+
+/// The training settings of the `train-step` case.
+pub fn train_settings() -> crate::train::Settings {
+    use crate::train::optim::{Optimizer, Schedule};
+    crate::train::Settings {
+        task: crate::train::task::Task::Bigram,
+        batch: 16,
+        steps: TRAIN_STEPS,
+        optimizer: Optimizer::Adamw,
+        lr: 1e-3,
+        warmup: 2,
+        schedule: Schedule::Cosine,
+        weight_decay: 0.1,
+        clip: Some(1.0),
+        record_every: 10,
+    }
+}
+
 impl Case {
     /// The cases `bench` runs when none is named (all but `deep-post4096`).
-    pub const DEFAULT: [Case; 10] = [
+    pub const DEFAULT: [Case; 11] = [
         Case::ReferenceF32,
         Case::ReferenceF64,
         Case::ExternalF32,
@@ -63,6 +86,7 @@ impl Case {
         Case::Wide,
         Case::Sweep1t,
         Case::Sweep2t,
+        Case::TrainStep,
     ];
 
     /// The configurations of the case.
@@ -86,6 +110,10 @@ impl Case {
             Case::DeepSpan2500 => one(Placement::Span, 2500, 128, 32, 1, false),
             Case::Wide => one(Placement::Span, 16, 2048, 128, 2, false),
             Case::DeepPost4096 => one(Placement::Post, 4096, 256, 64, 1, false),
+            Case::TrainStep => one(Placement::Span, 16, 128, 64, 1, true)
+                .vocab(256)
+                .mask(crate::attention::Mask::Causal)
+                .loss(crate::loss::Loss::CrossEntropy),
             Case::Sweep1t | Case::Sweep2t => {
                 // The eleven placements of the spec (the sweep of the reference rows in
                 // analysis/performance.md), whatever `all` holds today.
@@ -235,6 +263,9 @@ fn memory_modes(cfgs: &[SimConfig]) -> &'static str {
 /// Runs `case` in this process on the current rayon pool, with phase timing on, and
 /// measures it.
 pub fn measure(case: Case) -> Result<Line, ConfigError> {
+    if case == Case::TrainStep {
+        return measure_training(case);
+    }
     let cfgs = case.configs()?;
     crate::profile::enable();
     let start = Instant::now();
@@ -278,6 +309,44 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
         memory: memory_modes(&cfgs).into(),
         draw_share: phases.share(phases.draw),
         metrics_share: phases.share(phases.metrics),
+        digest: format!("{:016x}", crate::store::fnv1a64(&bytes)),
+    })
+}
+
+/// The `train-step` case: [`TRAIN_STEPS`] steps of one seed, FLOPs from
+/// [`crate::train::sequence_flops`] (no recomputation: executed equals model).
+fn measure_training(case: Case) -> Result<Line, ConfigError> {
+    let cfgs = case.configs()?;
+    let cfg = &cfgs[0];
+    let settings = train_settings();
+    crate::profile::enable();
+    let start = Instant::now();
+    let trace = crate::train::train_seed(cfg, &settings, 0, &|| {});
+    let secs = start.elapsed().as_secs_f64();
+    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
+    let phases = crate::profile::totals();
+    let passes = (TRAIN_STEPS * settings.batch + crate::train::EVAL_SEQUENCES) as f64;
+    let flops = passes * crate::train::sequence_flops(cfg);
+    let peak = gemm_peak::<f32>(1024, 5);
+    let m = cfg.model();
+    let shape = (m.tokens(), m.width(), m.d_ff());
+    let at_shape = gemm_rate::<f32>(shape, 50);
+    let bytes = serde_json::to_vec(&trace).unwrap_or_default();
+    Ok(Line {
+        case,
+        seconds: secs,
+        model_gflops: flops / secs / 1e9,
+        executed_gflops: flops / secs / 1e9,
+        peak_rss_mib: rss,
+        threads: rayon::current_num_threads(),
+        gemm_peak_gflops: peak.gflops,
+        gemm_peak_per_thread_min: peak.per_thread_min,
+        gemm_shape: [shape.0, shape.1, shape.2],
+        gemm_shape_gflops: at_shape.gflops,
+        diverged: usize::from(trace.diverged_at.is_some()),
+        memory: "keep".into(),
+        draw_share: phases.draw / secs,
+        metrics_share: phases.metrics / secs,
         digest: format!("{:016x}", crate::store::fnv1a64(&bytes)),
     })
 }

@@ -14,7 +14,9 @@ pub struct PlotArgs {
     /// Result files (any schema-1 JSON) or directories of them (sweep outputs).
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
-    /// A figure of the catalogue, 1-9, as a preset: the flags below change it.
+    /// A figure of the catalogue, 1-9, as a preset: the flags below change it. Figures 10
+    /// (final loss against learning rate) and 11 (signal over training steps) draw one
+    /// training document (`spannorm train --out`).
     #[arg(long)]
     pub figure: Option<usize>,
     /// Quantities, one row (or column) of panels each: q, log10_grad, token_cos, eff_rank,
@@ -151,8 +153,45 @@ impl PlotArgs {
     }
 }
 
+/// Figures 10 and 11 from one training document.
+fn plot_training(args: &PlotArgs, number: usize) -> anyhow::Result<()> {
+    if !args.y.is_empty() || args.x.is_some() || args.rows.is_some() || args.facet.is_some() {
+        return Err(usage(format!(
+            "figure {number}: draws a training document as it is; --y, --x, --rows and \
+             --facet are for result files"
+        )));
+    }
+    let [path] = &args.results[..] else {
+        return Err(usage(format!(
+            "figure {number}: give one training document"
+        )));
+    };
+    ImageFormat::of(&args.out).map_err(usage)?;
+    let doc = spannorm::train::run::Document::read(path).map_err(usage)?;
+    let mut data = match number {
+        10 => plot::training::loss_against_rate(&doc),
+        _ => plot::training::signal_over_steps(&doc),
+    };
+    if let Some(t) = &args.title {
+        data.title = Some(t.clone());
+    } else if args.numbered {
+        data.title = Some(match number {
+            10 => "Figure 10. Final loss against learning rate".into(),
+            _ => "Figure 11. The signal at the top over training, at each best rate".into(),
+        });
+    }
+    plot::write(&data, &args.out).map_err(usage)?;
+    for n in &data.notes {
+        err(&format!("note: {}", plot::rich::plain(n)));
+    }
+    Ok(())
+}
+
 /// `spannorm plot`.
 pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
+    if let Some(n @ (10 | 11)) = args.figure {
+        return plot_training(args, n);
+    }
     let (spec, figure) = args.spec()?;
     ImageFormat::of(&args.out).map_err(usage)?;
     let mut results = store::load(&args.results).map_err(usage)?;

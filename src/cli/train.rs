@@ -18,7 +18,9 @@ pub struct TrainArgs {
     /// 4 seeds, --vocab 256, --mask causal and --loss cross-entropy.
     #[command(flatten)]
     pub model: RawConfig,
-    /// JSON config file (fields as the flags, kebab-case); flags override it.
+    /// JSON config file (fields as the flags, kebab-case), where any field may be a list
+    /// (cross product) or the file an array of such objects (union), as for sweep: e.g.
+    /// {"placement": ["pre", "post", "span"], "moe-experts": [null, 4]}. Flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The task: bigram (a random sparse Markov chain) or copy (the second half repeats
@@ -108,16 +110,12 @@ impl TrainArgs {
 
 /// `spannorm train`.
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(p) => RawConfig::from_file(p).map_err(usage)?,
-        None => RawConfig::default(),
+    let cfgs = match &args.config {
+        Some(p) => spannorm::sweep::SweepSpec::from_file(p)
+            .and_then(|s| s.expand_mapped(|raw| args.model().overlay(&raw).overlay(&args.model)))
+            .map_err(usage)?,
+        None => args.model().overlay(&args.model).resolve().map_err(usage)?,
     };
-    let cfgs = args
-        .model()
-        .overlay(&file)
-        .overlay(&args.model)
-        .resolve()
-        .map_err(usage)?;
     let settings = args.settings();
     let shard = match &args.shard {
         Some(s) => Some(s.parse::<Shard>().map_err(usage)?),

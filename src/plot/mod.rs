@@ -27,6 +27,7 @@ pub mod reproduce;
 pub mod rich;
 pub mod spec;
 pub mod style;
+pub mod training;
 
 pub use figures::{Figure, Preset, FIGURES};
 pub use spec::PlotSpec;

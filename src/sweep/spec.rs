@@ -164,6 +164,15 @@ impl SweepSpec {
     /// Every configuration of the sweep, resolved and validated, in the stable order of the
     /// module doc, each once.
     pub fn expand(&self) -> Result<Vec<SimConfig>, SweepError> {
+        self.expand_mapped(|raw| raw)
+    }
+
+    /// [`SweepSpec::expand`] with each combination's raw config passed through `f` before
+    /// it is resolved (e.g. defaults laid under it and flags over it).
+    pub fn expand_mapped(
+        &self,
+        f: impl Fn(RawConfig) -> RawConfig,
+    ) -> Result<Vec<SimConfig>, SweepError> {
         let n = self.combinations();
         if n > MAX_CONFIGS {
             return Err(SweepError::Spec {
@@ -182,10 +191,10 @@ impl SweepSpec {
                     map.insert(field.clone(), values[k % values.len()].clone());
                     k /= values.len();
                 }
-                let raw = raw_from(map).map_err(|reason| SweepError::Spec {
+                let raw = f(raw_from(map).map_err(|reason| SweepError::Spec {
                     path: "<json>".into(),
                     reason,
-                })?;
+                })?);
                 for cfg in raw.resolve().map_err(SweepError::Config)? {
                     if seen.insert(file_name(&cfg)) {
                         out.push(cfg);
