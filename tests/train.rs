@@ -390,3 +390,122 @@ fn probes_are_recorded_per_block() {
     let t = train::train_seed(&dense, &settings(Task::Bigram, 1, 1e-3), 0, &|| {});
     assert!(t.max_load[0].iter().all(Option::is_none));
 }
+
+/// Figures 10 and 11 from a sweep with a dense and a mixture configuration, one rate that
+/// trains and one (`1e30`, f32, no decay) that overflows at once: figure 10 has a dense and a mixture
+/// panel, each with the configuration's curve (a point at the good rate, none at the
+/// diverged one, and a note saying so) and the floor; figure 11 draws each configuration at
+/// its best rate over the recorded steps. The CLI writes both images, and refuses the flags
+/// of the plot grammar with one line.
+#[test]
+fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
+    use spannorm::plot::training::{loss_against_rate, signal_over_steps};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |s: &str| dir.path().join(s).to_str().unwrap().to_string();
+    std::fs::write(
+        p("models.json"),
+        r#"{"placement": "pre", "moe-experts": [null, 4], "precision": "f32"}"#,
+    )
+    .unwrap();
+    let mut a = SMALL_TRAIN[1..].to_vec();
+    a.retain(|&s| s != "--placement" && s != "pre");
+    let models = p("models.json");
+    let doc_path = p("doc.json");
+    let mut args = vec![
+        "train",
+        "--config",
+        &models,
+        "--lr",
+        "1e-2,1e30",
+        "--weight-decay",
+        "0",
+    ];
+    args.extend_from_slice(&a);
+    args.extend_from_slice(&["--out", &doc_path]);
+    let o = spannorm(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = spannorm::train::run::Document::read(std::path::Path::new(&doc_path)).unwrap();
+    assert_eq!(doc.runs.len(), 4);
+    assert!(doc.runs.iter().all(|r| (r.diverged == 2) == (r.lr == 1e30)));
+
+    let fig = loss_against_rate(&doc);
+    let spannorm::plot::canvas::Body::Lines { panels, .. } = &fig.body else {
+        panic!("figure 10 is a line figure")
+    };
+    assert_eq!(panels.len(), 2, "a dense and a mixture panel");
+    for panel in panels {
+        assert_eq!(
+            panel.lines.len(),
+            2,
+            "{}: the curve and the floor",
+            panel.title
+        );
+        let curve = &panel.lines[0];
+        assert!(curve.points[0].is_some_and(|(x, y)| x == 1e-2 && y.is_finite()));
+        assert_eq!(
+            curve.points[1], None,
+            "{}: a diverged rate has no point",
+            panel.title
+        );
+        let floor = doc.runs[0].traces[0].floor;
+        assert!(panel.lines[1].points.iter().all(|q| q.unwrap().1 == floor));
+    }
+    assert_eq!(fig.notes.len(), 2, "{:?}", fig.notes);
+    assert!(fig.notes.iter().all(|n| n.contains("diverged")));
+    // A rate at which some seeds diverged has no point, though the others have a mean.
+    let mut partly = doc.clone();
+    partly.runs[0].diverged = 1;
+    let spannorm::plot::canvas::Body::Lines { panels, .. } = loss_against_rate(&partly).body else {
+        panic!("figure 10 is a line figure")
+    };
+    assert_eq!(panels[0].lines[0].points[0], None);
+
+    let fig = signal_over_steps(&doc);
+    let spannorm::plot::canvas::Body::Lines { panels, .. } = &fig.body else {
+        panic!("figure 11 is a line figure")
+    };
+    assert_eq!(panels.len(), 3);
+    let steps: Vec<f64> = doc.runs[0].traces[0]
+        .recorded_steps
+        .iter()
+        .map(|&s| s as f64)
+        .collect();
+    assert_eq!(steps, [0.0, 10.0, 11.0]);
+    for panel in panels {
+        assert_eq!(panel.lines.len(), 2, "{}", panel.title);
+        for l in &panel.lines {
+            let xs: Vec<f64> = l.points.iter().map(|q| q.unwrap().0).collect();
+            assert_eq!(xs, steps, "{}", panel.title);
+        }
+    }
+
+    for n in ["10", "11"] {
+        let img = p(&format!("fig{n}.png"));
+        let o = spannorm(&["plot", &doc_path, "--figure", n, "--out", &img]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(&std::fs::read(&img).unwrap()[..4], b"\x89PNG");
+    }
+    let o = spannorm(&[
+        "plot",
+        &doc_path,
+        "--figure",
+        "10",
+        "--y",
+        "q",
+        "--out",
+        &p("x.png"),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+}

@@ -4,6 +4,7 @@ use super::{err, usage};
 use clap::Args;
 use spannorm::config::Field;
 use spannorm::plot::spec::{At, AxisScale, Filter, Quantity, XAxis};
+use spannorm::plot::training::TrainingFigure;
 use spannorm::plot::{self, Figure, ImageFormat, PlotSpec};
 use spannorm::store;
 use spannorm::sweep::SweepSpec;
@@ -168,17 +169,14 @@ fn plot_training(args: &PlotArgs, number: usize) -> anyhow::Result<()> {
     };
     ImageFormat::of(&args.out).map_err(usage)?;
     let doc = spannorm::train::run::Document::read(path).map_err(usage)?;
-    let mut data = match number {
-        10 => plot::training::loss_against_rate(&doc),
-        _ => plot::training::signal_over_steps(&doc),
-    };
+    let figure = TrainingFigure::get(number)
+        .ok_or(plot::PlotError::UnknownFigure(number))
+        .map_err(usage)?;
+    let mut data = (figure.draw)(&doc);
     if let Some(t) = &args.title {
         data.title = Some(t.clone());
     } else if args.numbered {
-        data.title = Some(match number {
-            10 => "Figure 10. Final loss against learning rate".into(),
-            _ => "Figure 11. The signal at the top over training, at each best rate".into(),
-        });
+        data.title = Some(format!("Figure {number}. {}", figure.title));
     }
     plot::write(&data, &args.out).map_err(usage)?;
     for n in &data.notes {
@@ -189,7 +187,7 @@ fn plot_training(args: &PlotArgs, number: usize) -> anyhow::Result<()> {
 
 /// `spannorm plot`.
 pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
-    if let Some(n @ (10 | 11)) = args.figure {
+    if let Some(n) = args.figure.filter(|&n| TrainingFigure::get(n).is_some()) {
         return plot_training(args, n);
     }
     let (spec, figure) = args.spec()?;

@@ -1,14 +1,15 @@
 //! `spannorm reproduce`.
 
 use super::check::{PresetArg, Report};
-use super::{err, pool, usage, Progress};
+use super::{err, pool, train, usage, Progress};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use spannorm::atomic::write_if_changed;
 use spannorm::check;
+use spannorm::plot::training::{TrainingFigure, TRAINING_FLAGS, TRAINING_SWEEP};
 use spannorm::plot::{self, reproduce};
 use spannorm::store;
-use spannorm::sweep::{self, Summary};
+use spannorm::sweep::{self, Summary, SweepSpec};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -52,10 +53,11 @@ pub struct ReproduceArgs {
 /// verdicts of `check`, and `figures/README.md`.
 pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let figures = reproduce::select(&args.figures).map_err(usage)?;
+    let selection = reproduce::select(&args.figures).map_err(usage)?;
+    let figures = &selection.figures;
     store::check_out_dir(&args.results).map_err(usage)?;
     store::check_out_dir(&args.out).map_err(usage)?;
-    let cfgs = reproduce::configs(&figures).map_err(usage)?;
+    let cfgs = reproduce::configs(figures).map_err(usage)?;
     let mut pending = Vec::new();
     for c in &cfgs {
         if !store::is_done(&args.results, c).map_err(usage)? {
@@ -69,7 +71,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     };
     say(format!(
         "reproduce: {} figures, {} configs, {} cached in {}, running {}",
-        figures.len(),
+        figures.len() + selection.training.len(),
         cfgs.len(),
         cfgs.len() - pending.len(),
         args.results.display(),
@@ -101,7 +103,11 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         ImageArg::Pdf => "pdf",
     };
     let mut drawn = Vec::new();
-    for f in &figures {
+    let (results_dir, out_dir) = (
+        args.results.display().to_string(),
+        args.out.display().to_string(),
+    );
+    for f in figures {
         let results = plot::select(&f.sweep().map_err(usage)?, all.clone()).map_err(usage)?;
         let image = format!("{}.{ext}", f.slug);
         let preset = f.preset().map_err(usage)?;
@@ -113,12 +119,17 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             f.number,
             args.out.join(&image).display()
         ));
-        drawn.push(reproduce::Drawn {
-            figure: f,
-            preset,
+        drawn.push(reproduce::Drawn::figure(
+            f,
+            &preset,
             image,
             notes,
-        });
+            &results_dir,
+            &out_dir,
+        ));
+    }
+    if !selection.training.is_empty() {
+        drawn.extend(training(args, &selection.training, ext, &pool)?);
     }
     let preset = args.check_preset.name();
     let verdicts = if args.no_check {
@@ -146,12 +157,7 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let readme = reproduce::readme(
-        &drawn,
-        &args.results.display().to_string(),
-        &args.out.display().to_string(),
-        &verdicts,
-    );
+    let readme = reproduce::readme(&drawn, &verdicts);
     write_if_changed(&args.out.join("README.md"), readme.as_bytes()).map_err(usage)?;
     say(format!(
         "done in {:.0} s ({:.0} s simulating {} of {} configurations, the rest cached in {}, {} worker threads): {}",
@@ -164,4 +170,54 @@ pub fn reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         args.out.join("README.md").display()
     ));
     Ok(())
+}
+
+/// Figures 10 and 11: the training sweep of `analysis/figures/10-training.json` with the
+/// flags [`TRAINING_FLAGS`] (finished runs cached in `RESULTS/train.json.parts`), then the
+/// figures from its document.
+fn training(
+    args: &ReproduceArgs,
+    figures: &[&TrainingFigure],
+    ext: &str,
+    pool: &rayon::ThreadPool,
+) -> anyhow::Result<Vec<reproduce::Drawn>> {
+    let doc_path = args.results.join("train.json");
+    let mut targs = train::parse(TRAINING_FLAGS)?;
+    targs.out = Some(doc_path.clone());
+    targs.threads = Some(pool.current_num_threads());
+    targs.quiet = args.quiet;
+    let spec = SweepSpec::from_json(TRAINING_SWEEP).map_err(usage)?;
+    let cfgs = train::configs(&targs, &spec)?;
+    let doc = train::run(&targs, &cfgs, false)?
+        .ok_or_else(|| usage("reproduce: the training sweep did not finish"))?;
+    let command = format!(
+        "spannorm train --config analysis/figures/10-training.json {} --out {}",
+        TRAINING_FLAGS.join(" "),
+        doc_path.display()
+    );
+    let mut drawn = Vec::new();
+    for f in figures {
+        let image = format!("{}.{ext}", f.slug);
+        let data = (f.draw)(&doc);
+        let path = args.out.join(&image);
+        pool.install(|| plot::write(&data, &path)).map_err(usage)?;
+        if !args.quiet {
+            err(&format!("figure {}: {}", f.number, path.display()));
+        }
+        drawn.push(reproduce::Drawn {
+            number: f.number,
+            title: f.title.into(),
+            caption: f.caption.into(),
+            notes: data.notes.clone(),
+            commands: format!(
+                "{command}\nspannorm plot {} --figure {} --out {}",
+                doc_path.display(),
+                f.number,
+                path.display()
+            ),
+            extra: (f.number == 10).then(|| format!("```\n{}```", train::table(&doc))),
+            image,
+        });
+    }
+    Ok(drawn)
 }

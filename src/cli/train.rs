@@ -3,11 +3,11 @@
 use super::{bytes, err, hms, out, pool, usage, Progress};
 use clap::Args;
 use spannorm::attention::Mask;
-use spannorm::config::RawConfig;
+use spannorm::config::{RawConfig, SimConfig};
 use spannorm::loss::Loss;
-use spannorm::sweep::Shard;
+use spannorm::sweep::{Shard, SweepSpec};
 use spannorm::train::optim::{Optimizer, Schedule};
-use spannorm::train::run::{self, Sweep};
+use spannorm::train::run::{self, Document, Sweep};
 use spannorm::train::task::Task;
 use spannorm::train::{self as tr, Settings};
 use std::path::PathBuf;
@@ -108,14 +108,48 @@ impl TrainArgs {
     }
 }
 
+/// The configurations of a sweep-style model file under `args`: train's defaults under
+/// each combination, the model flags over it.
+pub fn configs(args: &TrainArgs, spec: &SweepSpec) -> anyhow::Result<Vec<SimConfig>> {
+    spec.expand_mapped(|raw| args.model().overlay(&raw).overlay(&args.model))
+        .map_err(usage)
+}
+
+/// `spannorm train` flags parsed as on the command line (how `reproduce` runs the
+/// training figures from the flags it prints).
+pub fn parse(flags: &[&str]) -> anyhow::Result<TrainArgs> {
+    #[derive(clap::Parser)]
+    struct Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    use clap::Parser as _;
+    Train::try_parse_from(std::iter::once("train").chain(flags.iter().copied()))
+        .map(|t| t.args)
+        .map_err(|e| {
+            usage(
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("bad flags")
+                    .to_string(),
+            )
+        })
+}
+
 /// `spannorm train`.
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let cfgs = match &args.config {
-        Some(p) => spannorm::sweep::SweepSpec::from_file(p)
-            .and_then(|s| s.expand_mapped(|raw| args.model().overlay(&raw).overlay(&args.model)))
-            .map_err(usage)?,
+        Some(p) => configs(args, &SweepSpec::from_file(p).map_err(usage)?)?,
         None => args.model().overlay(&args.model).resolve().map_err(usage)?,
     };
+    run(args, &cfgs, true).map(|_| ())
+}
+
+/// Runs (or resumes, or with `--dry-run` estimates) the sweep of `cfgs` at `args`'s
+/// rates, writes the document to `--out` and, with `table`, prints its table; the
+/// document is `None` while other shards' runs are missing.
+pub fn run(args: &TrainArgs, cfgs: &[SimConfig], table: bool) -> anyhow::Result<Option<Document>> {
     let settings = args.settings();
     let shard = match &args.shard {
         Some(s) => Some(s.parse::<Shard>().map_err(usage)?),
@@ -129,7 +163,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         return Err(usage("shard: needs --out or --parts to keep the runs in"));
     }
     let sweep = Sweep {
-        cfgs: &cfgs,
+        cfgs,
         lrs: &args.lr,
         settings: &settings,
         parts: if args.dry_run { None } else { parts.as_deref() },
@@ -137,7 +171,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     sweep.validate().map_err(usage)?;
     let pool = pool(args.threads)?;
     let threads = pool.current_num_threads();
-    for c in &cfgs {
+    for c in cfgs {
         let b = tr::bytes(c, &settings, threads);
         if b > spannorm::cost::MAX_BYTES {
             return Err(usage(format!(
@@ -150,8 +184,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         }
     }
     if args.dry_run {
-        dry_run(&cfgs, &args.lr, &settings, &pool);
-        return Ok(());
+        dry_run(cfgs, &args.lr, &settings, &pool);
+        return Ok(None);
     }
     // The document file is opened first, so a bad path fails before any work.
     let output = match &args.out {
@@ -189,15 +223,19 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                 .as_deref()
                 .map_or("--parts".into(), |p| p.display().to_string())
         ));
-        return Ok(());
+        return Ok(None);
     };
-    out(&table(&doc));
+    if table {
+        out(&self::table(&doc));
+    }
     for r in &doc.runs {
         for t in &r.traces {
             if let Some(step) = t.diverged_at {
                 err(&format!(
                     "warning: {} lr {} seed {}: diverged at step {step}",
-                    r.placement, r.lr, t.seed
+                    r.label(),
+                    r.lr,
+                    t.seed
                 ));
             }
         }
@@ -206,7 +244,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(&doc)?;
         file.commit(&bytes).map_err(usage)?;
     }
-    Ok(())
+    Ok(Some(doc))
 }
 
 fn est(e: &run::Estimate, digits: usize) -> String {
@@ -218,15 +256,15 @@ fn est(e: &run::Estimate, digits: usize) -> String {
 }
 
 /// The final loss per configuration and rate, and the sensitivity per configuration.
-fn table(doc: &run::Document) -> String {
+pub fn table(doc: &run::Document) -> String {
     let mut s = format!(
-        "{:<11} {:>9} {:>17} {:>17} {:>9}\n",
-        "placement", "lr", "final loss", "above floor", "diverged"
+        "{:<18} {:>9} {:>17} {:>17} {:>9}\n",
+        "configuration", "lr", "final loss", "above floor", "diverged"
     );
     for r in &doc.runs {
         s += &format!(
-            "{:<11} {:>9.1e} {:>17} {:>17} {:>9}\n",
-            r.placement,
+            "{:<18} {:>9.1e} {:>17} {:>17} {:>9}\n",
+            r.label(),
             r.lr,
             est(&r.final_loss, 4),
             est(&r.above_floor, 4),
@@ -235,13 +273,13 @@ fn table(doc: &run::Document) -> String {
     }
     if doc.lrs.len() > 1 {
         s += &format!(
-            "\n{:<11} {:>17} {:>9}\n",
-            "placement", "lr sensitivity", "best lr"
+            "\n{:<18} {:>17} {:>9}\n",
+            "configuration", "lr sensitivity", "best lr"
         );
         for x in &doc.sensitivity {
             s += &format!(
-                "{:<11} {:>17} {:>9}\n",
-                x.placement,
+                "{:<18} {:>17} {:>9}\n",
+                x.label(),
                 est(&x.value, 4),
                 x.best_lr.map_or("-".into(), |l| format!("{l:.1e}"))
             );
@@ -251,12 +289,7 @@ fn table(doc: &run::Document) -> String {
 }
 
 /// `--dry-run`: memory, FLOPs and time of the runs, from one timed round of passes.
-fn dry_run(
-    cfgs: &[spannorm::config::SimConfig],
-    lrs: &[f64],
-    settings: &Settings,
-    pool: &rayon::ThreadPool,
-) {
+fn dry_run(cfgs: &[SimConfig], lrs: &[f64], settings: &Settings, pool: &rayon::ThreadPool) {
     let threads = pool.current_num_threads();
     out(&format!(
         "dry run: {} configurations × {} rates, {} steps of {} sequences, on {threads} worker \
@@ -267,8 +300,8 @@ fn dry_run(
         settings.batch
     ));
     out(&format!(
-        "{:<11} {:>5} {:>5} {:>5} {:>6} {:>6} {:>11} {:>10} {:>11} {:>10}\n",
-        "placement", "L", "d", "n", "V", "seeds", "parameters", "memory", "GFLOP/step", "s/run"
+        "{:<18} {:>5} {:>5} {:>5} {:>6} {:>6} {:>11} {:>10} {:>11} {:>10}\n",
+        "configuration", "L", "d", "n", "V", "seeds", "parameters", "memory", "GFLOP/step", "s/run"
     ));
     let (mut total, mut flops, mut peak) = (0.0, 0.0, 0.0f64);
     for c in cfgs {
@@ -284,8 +317,8 @@ fn dry_run(
         let b = tr::bytes(c, settings, threads);
         peak = peak.max(b);
         out(&format!(
-            "{:<11} {:>5} {:>5} {:>5} {:>6} {:>6} {:>11.3e} {:>10} {:>11.2} {:>10.1}\n",
-            m.placement_name(),
+            "{:<18} {:>5} {:>5} {:>5} {:>6} {:>6} {:>11.3e} {:>10} {:>11.2} {:>10.1}\n",
+            run::label(m.placement_name(), &c.to_raw()),
             m.depth(),
             m.width(),
             m.tokens(),

@@ -54,7 +54,7 @@ pub enum PlotError {
     #[error("nothing to plot: {0}")]
     Nothing(String),
     /// A figure number that does not exist.
-    #[error("figure: {0} does not exist (allowed: 1-9)")]
+    #[error("figure: {0} does not exist (allowed: 1-9, and 10-11 of a training document)")]
     UnknownFigure(usize),
     /// An output name with another extension.
     #[error("{0}: the output must end in .png, .svg or .pdf")]

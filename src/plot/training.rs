@@ -8,6 +8,71 @@ use crate::metrics::SeedRecord;
 use crate::summary::mean_ci;
 use crate::train::run::{Document, RateRun};
 
+/// A figure of a training document: drawn by code from one `spannorm train` document.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainingFigure {
+    /// 10 or 11.
+    pub number: usize,
+    /// Image stem: `figures/<slug>.png`.
+    pub slug: &'static str,
+    /// The title (in the README; over the figure with `--numbered`).
+    pub title: &'static str,
+    /// The caption (in `figures/README.md`).
+    pub caption: &'static str,
+    /// Draws the figure.
+    pub draw: fn(&Document) -> FigureData,
+}
+
+/// The training figures, in order.
+pub const TRAINING_FIGURES: [TrainingFigure; 2] = [
+    TrainingFigure {
+        number: 10,
+        slug: "10-training-loss",
+        title: "Final loss against the learning rate",
+        caption: "The held-out loss after training on the bigram task (its floor, the \
+                  chain's conditional entropy, dotted) against the peak learning rate of \
+                  AdamW, for pre, post, span and span-outer, dense (left) and with a \
+                  mixture of 4 experts, top-2 (right); mean over seeds with its 95% band. \
+                  A rate at which any seed diverged has no point. The sweep file is \
+                  `analysis/figures/10-training.json`, the optimizer and the sensitivity \
+                  metric are in `analysis/training.md`.",
+        draw: loss_against_rate,
+    },
+    TrainingFigure {
+        number: 11,
+        slug: "11-training-signal",
+        title: "The signal at the top of the stack over training, at each best rate",
+        caption: "From the same runs as figure 10, at the learning rate with the lowest \
+                  mean final loss for each configuration: the second moment at the top \
+                  `q_L`, the gradient ratio `log10(grad_0/grad_L)` and the token cosine at \
+                  the top over the training steps (every 10th step recorded), mean over \
+                  seeds with its 95% band.",
+        draw: signal_over_steps,
+    },
+];
+
+impl TrainingFigure {
+    /// Training figure `n`, if there is one.
+    pub fn get(n: usize) -> Option<&'static TrainingFigure> {
+        TRAINING_FIGURES.iter().find(|f| f.number == n)
+    }
+}
+
+/// The experiment of figures 10 and 11 in `spannorm reproduce`: the models (a sweep-style
+/// file for `spannorm train --config`).
+pub const TRAINING_SWEEP: &str = include_str!("../../analysis/figures/10-training.json");
+
+/// The `spannorm train` flags of figures 10 and 11 beyond the models (every other setting
+/// is `train`'s default); `reproduce` parses these very flags, and prints them.
+pub const TRAINING_FLAGS: &[&str] = &[
+    "--lr",
+    "1e-3,3e-3,1e-2,3e-2,1e-1",
+    "--steps",
+    "100",
+    "--batch",
+    "8",
+];
+
 /// How a configuration is drawn: its placement, and `MoE E/k` for a mixture.
 struct Look {
     label: String,
@@ -21,12 +86,8 @@ fn look(r: &RateRun) -> Look {
         .build()
         .map(|c| c.model().placement())
         .unwrap_or(crate::placement::Placement::Custom);
-    let moe = match (r.config.moe_experts, r.config.moe_top_k) {
-        (Some(e), Some(k)) => format!(", MoE {e}/{k}"),
-        _ => String::new(),
-    };
     Look {
-        label: format!("{}{moe}", r.placement),
+        label: r.label(),
         colour: style::colour(p),
         marker: Some(style::marker(p)),
     }

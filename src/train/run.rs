@@ -233,6 +233,15 @@ impl Estimate {
     }
 }
 
+/// A configuration's name in tables and legends: the placement, and `MoE E/k` for a
+/// mixture of experts.
+pub fn label(placement: &str, cfg: &RawConfig) -> String {
+    match (cfg.moe_experts, cfg.moe_top_k) {
+        (Some(e), Some(k)) => format!("{placement} MoE {e}/{k}"),
+        _ => placement.to_string(),
+    }
+}
+
 /// The runs of one configuration at one learning rate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RateRun {
@@ -268,6 +277,11 @@ impl RateRun {
             diverged: traces.iter().filter(|t| t.diverged_at.is_some()).count(),
             traces,
         }
+    }
+
+    /// The configuration's [`label`].
+    pub fn label(&self) -> String {
+        label(&self.placement, &self.config)
     }
 }
 
@@ -307,6 +321,11 @@ impl Sensitivity {
             value: Estimate::of(&per_seed),
             best_lr: best.map(|i| lrs[i]),
         }
+    }
+
+    /// The configuration's [`label`].
+    pub fn label(&self) -> String {
+        label(&self.placement, &self.config)
     }
 }
 
