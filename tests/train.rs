@@ -469,7 +469,11 @@ fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
     let spannorm::plot::canvas::Body::Lines { panels, .. } = &fig.body else {
         panic!("figure 11 is a line figure")
     };
-    assert_eq!(panels.len(), 3);
+    assert_eq!(
+        panels.len(),
+        6,
+        "three quantities for dense, three for the mixture"
+    );
     let steps: Vec<f64> = doc.runs[0].traces[0]
         .recorded_steps
         .iter()
@@ -477,7 +481,7 @@ fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
         .collect();
     assert_eq!(steps, [0.0, 10.0, 11.0]);
     for panel in panels {
-        assert_eq!(panel.lines.len(), 2, "{}", panel.title);
+        assert_eq!(panel.lines.len(), 1, "{}", panel.title);
         for l in &panel.lines {
             let xs: Vec<f64> = l.points.iter().map(|q| q.unwrap().0).collect();
             assert_eq!(xs, steps, "{}", panel.title);
@@ -508,4 +512,34 @@ fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+}
+
+/// The experiment of figures 10 and 11 is what `reproduce` runs: its model file expands
+/// under train's defaults and its flags parse (a dry run lists the 8 configurations).
+#[test]
+fn the_training_figures_experiment_is_valid() {
+    use spannorm::plot::training::TRAINING_FLAGS;
+    let mut a = vec![
+        "train",
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/analysis/figures/10-training.json"
+        ),
+    ];
+    a.extend_from_slice(TRAINING_FLAGS);
+    a.push("--dry-run");
+    let o = spannorm(&a);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("8 configurations × 4 rates, 100 steps of 6"),
+        "{text}"
+    );
+    assert_eq!(text.matches("MoE 4/2").count(), 4, "{text}");
 }

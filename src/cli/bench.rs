@@ -133,6 +133,26 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    if let Some(t) = find(Case::TrainStep) {
+        // The time holds the steps and the held-out loss (EVAL_SEQUENCES passes without an
+        // update): per step, the passes are counted and the evaluation's share removed.
+        let settings = spannorm::bench::train_settings();
+        let cfg = &Case::TrainStep.configs()?[0];
+        let step_passes = spannorm::bench::TRAIN_STEPS * settings.batch;
+        let all = step_passes + spannorm::train::EVAL_SEQUENCES;
+        let per_step =
+            t.seconds * step_passes as f64 / all as f64 / spannorm::bench::TRAIN_STEPS as f64;
+        let estimate = spannorm::train::bytes(cfg, &settings, t.threads) / (1u64 << 20) as f64;
+        out(&format!(
+            "train-step: {:.2} steps/s ({:.0} ms per step of {} sequences); peak RSS {:.0} MiB, \
+             train --dry-run estimates {:.0} MiB\n",
+            1.0 / per_step,
+            1e3 * per_step,
+            settings.batch,
+            t.peak_rss_mib.unwrap_or(f64::NAN),
+            estimate
+        ));
+    }
     if let (Some(one), Some(two)) = (find(Case::Sweep1t), find(Case::Sweep2t)) {
         out(&format!(
             "sweep: 2 threads {:.2}x faster than 1 thread; result bytes {}\n",

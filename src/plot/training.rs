@@ -33,9 +33,10 @@ pub const TRAINING_FIGURES: [TrainingFigure; 2] = [
                   chain's conditional entropy, dotted) against the peak learning rate of \
                   AdamW, for pre, post, span and span-outer, dense (left) and with a \
                   mixture of 4 experts, top-2 (right); mean over seeds with its 95% band. \
-                  A rate at which any seed diverged has no point. The sweep file is \
-                  `analysis/figures/10-training.json`, the optimizer and the sensitivity \
-                  metric are in `analysis/training.md`.",
+                  A rate at which any seed diverged has no point. L = 8, d = 64, n = 16, \
+                  V = 64, 3 seeds, 100 steps of 6 sequences (`analysis/figures/10-training.json` \
+                  and the flags below); the optimizer and the sensitivity metric are in \
+                  `analysis/training.md`.",
         draw: loss_against_rate,
     },
     TrainingFigure {
@@ -45,7 +46,8 @@ pub const TRAINING_FIGURES: [TrainingFigure; 2] = [
         caption: "From the same runs as figure 10, at the learning rate with the lowest \
                   mean final loss for each configuration: the second moment at the top \
                   `q_L`, the gradient ratio `log10(grad_0/grad_L)` and the token cosine at \
-                  the top over the training steps (every 10th step recorded), mean over \
+                  the top over the training steps (every 10th step recorded), dense \
+                  configurations in the top row, mixtures in the bottom one; mean over \
                   seeds with its 95% band.",
         draw: signal_over_steps,
     },
@@ -66,11 +68,11 @@ pub const TRAINING_SWEEP: &str = include_str!("../../analysis/figures/10-trainin
 /// is `train`'s default); `reproduce` parses these very flags, and prints them.
 pub const TRAINING_FLAGS: &[&str] = &[
     "--lr",
-    "1e-3,3e-3,1e-2,3e-2,1e-1",
+    "3e-3,1e-2,3e-2,1e-1",
     "--steps",
     "100",
     "--batch",
-    "8",
+    "6",
 ];
 
 /// How a configuration is drawn: its placement, and `MoE E/k` for a mixture.
@@ -209,24 +211,28 @@ fn legend(gs: &[Vec<&RateRun>]) -> Vec<Entry> {
         .collect()
 }
 
-/// The quantities of figure 11, read from one recorded step's per-layer record.
 /// Reads one quantity from a recorded step's per-layer record.
 type Pick = fn(&SeedRecord) -> Option<f64>;
 
-const SIGNALS: [(&str, Pick); 3] = [
-    ("q at the top, q_L", |r| r.q.last().copied().flatten()),
-    ("log10(grad_0 / grad_L)", |r| {
+/// The quantities of figure 11 and their axes' scales, read from one recorded step's
+/// per-layer record.
+const SIGNALS: [(&str, Scale, Pick); 3] = [
+    ("q at the top, q_L", Scale::Log, |r| {
+        r.q.last().copied().flatten()
+    }),
+    ("log10(grad_0 / grad_L)", Scale::Linear, |r| {
         Some(r.log10_grad.first().copied()?? - r.log10_grad.last().copied()??)
     }),
-    ("token cosine at the top", |r| {
+    ("token cosine at the top", Scale::Linear, |r| {
         r.token_cos.last().copied().flatten()
     }),
 ];
 
 /// Figure 11: the signal at the top of the stack over training steps, at each
 /// configuration's best rate (the lowest mean final loss among rates where no seed
-/// diverged): `q_L`, `log10(grad_0/grad_L)` and the token cosine at the top, mean over
-/// seeds with a 95% band.
+/// diverged): `q_L` (log axis), `log10(grad_0/grad_L)` and the token cosine at the top,
+/// mean over seeds with a 95% band; dense configurations in the first row of panels,
+/// mixtures of experts in the second.
 pub fn signal_over_steps(doc: &Document) -> FigureData {
     let gs = groups(doc);
     let mut notes = Vec::new();
@@ -246,57 +252,29 @@ pub fn signal_over_steps(doc: &Document) -> FigureData {
         }
     }
     let mut panels = Vec::new();
-    for (name, pick) in SIGNALS {
-        let mut lines = Vec::new();
-        for r in &chosen {
-            let Look { colour, marker, .. } = look(r);
-            let steps = r.traces.first().map_or(&[][..], |t| &t.recorded_steps[..]);
-            let mut points = Vec::new();
-            let mut band = Vec::new();
-            for (i, &s) in steps.iter().enumerate() {
-                let v: Vec<f64> = r
-                    .traces
-                    .iter()
-                    .filter_map(|t| t.layers.get(i).and_then(pick))
-                    .filter(|v| v.is_finite())
-                    .collect();
-                let x = s as f64;
-                match mean_ci(&v) {
-                    Some((m, h)) => {
-                        points.push(Some((x, m)));
-                        band.push(h.map(|h| (x, m - h, m + h)));
-                    }
-                    None => {
-                        points.push(None);
-                        band.push(None);
-                    }
-                }
-            }
-            lines.push(Line {
-                colour,
-                role: Role::Simulation,
-                marker,
-                width: 2,
-                phase: 0,
-                points,
-                band,
+    for (moe, kind) in [(false, "dense"), (true, "mixture of experts")] {
+        let mine: Vec<&&RateRun> = chosen.iter().filter(|r| is_moe(r) == moe).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for (name, scale, pick) in SIGNALS {
+            let lines = mine.iter().map(|r| signal_line(r, pick)).collect();
+            panels.push(Panel {
+                title: format!("{kind}: {name}"),
+                x: Axis {
+                    label: "training step".into(),
+                    scale: Scale::Linear,
+                    ticks: Ticks::Auto,
+                },
+                y: Axis {
+                    label: name.into(),
+                    scale,
+                    ticks: Ticks::Auto,
+                },
+                lines,
+                empty_note: "no configuration trained without divergence".into(),
             });
         }
-        panels.push(Panel {
-            title: name.into(),
-            x: Axis {
-                label: "training step".into(),
-                scale: Scale::Linear,
-                ticks: Ticks::Auto,
-            },
-            y: Axis {
-                label: name.into(),
-                scale: Scale::Linear,
-                ticks: Ticks::Auto,
-            },
-            lines,
-            empty_note: "no configuration trained without divergence".into(),
-        });
     }
     let legend = chosen
         .iter()
@@ -320,5 +298,42 @@ pub fn signal_over_steps(doc: &Document) -> FigureData {
         legend,
         reference: None,
         notes,
+    }
+}
+
+/// One configuration's curve of figure 11: the mean over seeds of `pick` at each recorded
+/// step, with its 95% band.
+fn signal_line(r: &RateRun, pick: Pick) -> Line {
+    let Look { colour, marker, .. } = look(r);
+    let steps = r.traces.first().map_or(&[][..], |t| &t.recorded_steps[..]);
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for (i, &s) in steps.iter().enumerate() {
+        let v: Vec<f64> = r
+            .traces
+            .iter()
+            .filter_map(|t| t.layers.get(i).and_then(pick))
+            .filter(|v| v.is_finite())
+            .collect();
+        let x = s as f64;
+        match mean_ci(&v) {
+            Some((m, h)) => {
+                points.push(Some((x, m)));
+                band.push(h.map(|h| (x, m - h, m + h)));
+            }
+            None => {
+                points.push(None);
+                band.push(None);
+            }
+        }
+    }
+    Line {
+        colour,
+        role: Role::Simulation,
+        marker,
+        width: 2,
+        phase: 0,
+        points,
+        band,
     }
 }
