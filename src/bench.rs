@@ -275,17 +275,49 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
     };
     let results = simulate::simulate(&cfgs, &opts)?;
     let secs = start.elapsed().as_secs_f64();
-    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = crate::profile::totals();
     let (model, executed) = run_flops_with(&cfgs, case.grads());
-    // 1024² GEMM in the workload's precision, on the same threads, after the workload.
-    let precision = cfgs.first().map_or(Precision::F64, |c| c.precision());
+    Ok(line(
+        case,
+        cfgs.first(),
+        Timed {
+            seconds: secs,
+            model_flops: model,
+            executed_flops: executed,
+            diverged: results.iter().map(|r| r.diverged.len()).sum(),
+            memory: memory_modes(&cfgs).into(),
+            draw_share: phases.share(phases.draw),
+            metrics_share: phases.share(phases.metrics),
+            bytes: serde_json::to_vec(&results).unwrap_or_default(),
+        },
+    ))
+}
+
+/// A measured run, before the machine's rates are added to it.
+struct Timed {
+    seconds: f64,
+    model_flops: f64,
+    executed_flops: f64,
+    diverged: usize,
+    memory: String,
+    draw_share: f64,
+    metrics_share: f64,
+    /// The result bytes, for the digest.
+    bytes: Vec<u8>,
+}
+
+/// The [`Line`] of a timed run whose shape is `cfg`'s: the peak resident memory, then the
+/// 1024² GEMM peak in the run's precision and the rate on the workload's own largest
+/// product, `X W_1` (`n × d` by `d × d_ff`, best of 50), both measured after the workload
+/// on the same threads.
+fn line(case: Case, cfg: Option<&SimConfig>, t: Timed) -> Line {
+    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
+    let precision = cfg.map_or(Precision::F64, |c| c.precision());
     let peak = match precision {
         Precision::F32 => gemm_peak::<f32>(1024, 5),
         Precision::F64 => gemm_peak::<f64>(1024, 5),
     };
-    // The workload's own largest product, X W_1 (n × d by d × d_ff), best of 50.
-    let shape = cfgs.first().map_or((1, 1, 1), |c| {
+    let shape = cfg.map_or((1, 1, 1), |c| {
         let m = c.model();
         (m.tokens(), m.width(), m.d_ff())
     });
@@ -293,24 +325,23 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
         Precision::F32 => gemm_rate::<f32>(shape, 50),
         Precision::F64 => gemm_rate::<f64>(shape, 50),
     };
-    let bytes = serde_json::to_vec(&results).unwrap_or_default();
-    Ok(Line {
+    Line {
         case,
-        seconds: secs,
-        model_gflops: model / secs / 1e9,
-        executed_gflops: executed / secs / 1e9,
+        seconds: t.seconds,
+        model_gflops: t.model_flops / t.seconds / 1e9,
+        executed_gflops: t.executed_flops / t.seconds / 1e9,
         peak_rss_mib: rss,
         threads: rayon::current_num_threads(),
         gemm_peak_gflops: peak.gflops,
         gemm_peak_per_thread_min: peak.per_thread_min,
         gemm_shape: [shape.0, shape.1, shape.2],
         gemm_shape_gflops: at_shape.gflops,
-        diverged: results.iter().map(|r| r.diverged.len()).sum(),
-        memory: memory_modes(&cfgs).into(),
-        draw_share: phases.share(phases.draw),
-        metrics_share: phases.share(phases.metrics),
-        digest: format!("{:016x}", crate::store::fnv1a64(&bytes)),
-    })
+        diverged: t.diverged,
+        memory: t.memory,
+        draw_share: t.draw_share,
+        metrics_share: t.metrics_share,
+        digest: format!("{:016x}", crate::store::fnv1a64(&t.bytes)),
+    }
 }
 
 /// The `train-step` case: [`TRAIN_STEPS`] steps of one seed, FLOPs from
@@ -323,32 +354,24 @@ fn measure_training(case: Case) -> Result<Line, ConfigError> {
     let start = Instant::now();
     let trace = crate::train::train_seed(cfg, &settings, 0, &|| {});
     let secs = start.elapsed().as_secs_f64();
-    let rss = peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64);
     let phases = crate::profile::totals();
     let passes = (TRAIN_STEPS * settings.batch + crate::train::EVAL_SEQUENCES) as f64;
     let flops = passes * crate::train::sequence_flops(cfg);
-    let peak = gemm_peak::<f32>(1024, 5);
-    let m = cfg.model();
-    let shape = (m.tokens(), m.width(), m.d_ff());
-    let at_shape = gemm_rate::<f32>(shape, 50);
-    let bytes = serde_json::to_vec(&trace).unwrap_or_default();
-    Ok(Line {
+    Ok(line(
         case,
-        seconds: secs,
-        model_gflops: flops / secs / 1e9,
-        executed_gflops: flops / secs / 1e9,
-        peak_rss_mib: rss,
-        threads: rayon::current_num_threads(),
-        gemm_peak_gflops: peak.gflops,
-        gemm_peak_per_thread_min: peak.per_thread_min,
-        gemm_shape: [shape.0, shape.1, shape.2],
-        gemm_shape_gflops: at_shape.gflops,
-        diverged: usize::from(trace.diverged_at.is_some()),
-        memory: "keep".into(),
-        draw_share: phases.draw / secs,
-        metrics_share: phases.metrics / secs,
-        digest: format!("{:016x}", crate::store::fnv1a64(&bytes)),
-    })
+        Some(cfg),
+        Timed {
+            seconds: secs,
+            model_flops: flops,
+            executed_flops: flops,
+            diverged: usize::from(trace.diverged_at.is_some()),
+            memory: "keep".into(),
+            // Shares of wall time: training has no per-seed phase total.
+            draw_share: phases.draw / secs,
+            metrics_share: phases.metrics / secs,
+            bytes: serde_json::to_vec(&trace).unwrap_or_default(),
+        },
+    ))
 }
 
 #[cfg(test)]

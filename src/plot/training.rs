@@ -82,6 +82,21 @@ struct Look {
     marker: Option<super::canvas::Marker>,
 }
 
+impl Look {
+    /// A simulation curve in this look: means with their 95% band.
+    fn curve(self, points: Vec<Option<(f64, f64)>>, band: Vec<Option<(f64, f64, f64)>>) -> Line {
+        Line {
+            colour: self.colour,
+            role: Role::Simulation,
+            marker: self.marker,
+            width: 2,
+            phase: 0,
+            points,
+            band,
+        }
+    }
+}
+
 fn look(r: &RateRun) -> Look {
     let p = r
         .config
@@ -143,15 +158,14 @@ pub fn loss_against_rate(doc: &Document) -> FigureData {
                     ));
                 }
             }
-            lines.push(Line {
-                colour,
-                role: Role::Simulation,
-                marker,
-                width: 2,
-                phase: 0,
-                points,
-                band,
-            });
+            lines.push(
+                Look {
+                    label,
+                    colour,
+                    marker,
+                }
+                .curve(points, band),
+            );
         }
         let floor = mine[0][0].traces.first().map(|t| t.floor);
         if let Some(f) = floor {
@@ -304,7 +318,6 @@ pub fn signal_over_steps(doc: &Document) -> FigureData {
 /// One configuration's curve of figure 11: the mean over seeds of `pick` at each recorded
 /// step, with its 95% band.
 fn signal_line(r: &RateRun, pick: Pick) -> Line {
-    let Look { colour, marker, .. } = look(r);
     let steps = r.traces.first().map_or(&[][..], |t| &t.recorded_steps[..]);
     let mut points = Vec::new();
     let mut band = Vec::new();
@@ -327,13 +340,5 @@ fn signal_line(r: &RateRun, pick: Pick) -> Line {
             }
         }
     }
-    Line {
-        colour,
-        role: Role::Simulation,
-        marker,
-        width: 2,
-        phase: 0,
-        points,
-        band,
-    }
+    look(r).curve(points, band)
 }
