@@ -369,7 +369,13 @@ fn bad_plot_arguments() {
     let d = dir.path().to_str().unwrap();
     let png = dir.path().join("f.png");
     let p = png.to_str().unwrap();
-    rejects(&["plot", d, "--figure", "10", "--out", p], "figure", &png);
+    rejects(&["plot", d, "--figure", "12", "--out", p], "figure", &png);
+    // Figures 10 and 11 read one training document, not a results directory.
+    rejects(
+        &["plot", d, "--figure", "10", "--out", p],
+        "directory",
+        &png,
+    );
     let jpg = dir.path().join("f.jpg");
     rejects(
         &["plot", d, "--figure", "1", "--out", jpg.to_str().unwrap()],
