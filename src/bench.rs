@@ -181,6 +181,10 @@ pub struct Line {
     pub metrics_share: f64,
     /// FNV-1a of the result bytes (JSON), to compare runs.
     pub digest: String,
+    /// `simulate --dry-run`'s estimate of the wall seconds, made in the same process just
+    /// before the run (`None` for cases it does not estimate).
+    #[serde(default)]
+    pub estimate_seconds: Option<f64>,
 }
 
 /// `(model_flops, executed_flops)` of every seed of every configuration in `cfgs`.
@@ -267,6 +271,7 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
         return measure_training(case);
     }
     let cfgs = case.configs()?;
+    let estimate = simulate::estimate(&cfgs).seconds;
     crate::profile::enable();
     let start = Instant::now();
     let opts = Options {
@@ -289,6 +294,7 @@ pub fn measure(case: Case) -> Result<Line, ConfigError> {
             draw_share: phases.share(phases.draw),
             metrics_share: phases.share(phases.metrics),
             bytes: serde_json::to_vec(&results).unwrap_or_default(),
+            estimate: Some(estimate),
         },
     ))
 }
@@ -304,6 +310,8 @@ struct Timed {
     metrics_share: f64,
     /// The result bytes, for the digest.
     bytes: Vec<u8>,
+    /// The dry run's estimate of `seconds`.
+    estimate: Option<f64>,
 }
 
 /// The [`Line`] of a timed run whose shape is `cfg`'s: the peak resident memory, then the
@@ -341,6 +349,7 @@ fn line(case: Case, cfg: Option<&SimConfig>, t: Timed) -> Line {
         draw_share: t.draw_share,
         metrics_share: t.metrics_share,
         digest: format!("{:016x}", crate::store::fnv1a64(&t.bytes)),
+        estimate_seconds: t.estimate,
     }
 }
 
@@ -370,6 +379,7 @@ fn measure_training(case: Case) -> Result<Line, ConfigError> {
             draw_share: phases.draw / secs,
             metrics_share: phases.metrics / secs,
             bytes: serde_json::to_vec(&trace).unwrap_or_default(),
+            estimate: None,
         },
     ))
 }
@@ -415,6 +425,7 @@ mod tests {
             draw_share: 0.1,
             metrics_share: 0.05,
             digest: "00".into(),
+            estimate_seconds: Some(1.25),
         };
         let text = serde_json::to_string(&line).unwrap();
         assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), line);

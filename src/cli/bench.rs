@@ -133,6 +133,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    let estimated: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            l.estimate_seconds
+                .map(|e| format!("{} {:.2}", l.case, e / l.seconds))
+        })
+        .collect();
+    if !estimated.is_empty() {
+        out(&format!(
+            "simulate --dry-run's estimate / measured time: {}\n",
+            estimated.join(", ")
+        ));
+    }
     if let Some(t) = find(Case::TrainStep) {
         // The time holds the steps and the held-out loss (EVAL_SEQUENCES passes without an
         // update): per step, the passes are counted and the evaluation's share removed.
