@@ -188,6 +188,36 @@ mod tests {
         }
     }
 
+    /// `E φ(u)` of the smooth maps against the midpoint rule (1-D, `h = 10⁻⁴` on `[−12, 12]`,
+    /// exact to ~1e-12 for a smooth integrand); the maps are written out here again. The
+    /// pair kernels cannot see a map replaced by `−φ(−u)` (`(u, v) → (−u, −v)` keeps the
+    /// Gaussian), so only the mean tells silu from `u σ(−u)`. Bound: Gauss–Hermite on tanh,
+    /// whose poles (±iπ/2) are nearer than silu's (±iπ) and gelu's (none), errs by ≤ 6e-8 on
+    /// `E tanh²` at variance 1 (above); the variances here are at most 1. Relu is left out:
+    /// its kink costs Gauss–Hermite digits (see `brute`).
+    #[test]
+    fn unit_means_match_the_midpoint_rule() {
+        type Map = fn(f64) -> f64;
+        let maps: [(Phi, Map); 3] = [
+            (Phi::Gelu, |u| 0.5 * u * (1.0 + libm::erf(u / 2f64.sqrt()))),
+            (Phi::Silu, |u| u / (1.0 + (-u).exp())),
+            (Phi::Tanh, f64::tanh),
+        ];
+        for (p, f) in maps {
+            for q in [0.5f64, 1.0] {
+                let h = 1e-4;
+                let want: f64 = (0..240_000)
+                    .map(|k| {
+                        let z = -12.0 + (k as f64 + 0.5) * h;
+                        (-0.5 * z * z).exp() / (2.0 * PI).sqrt() * f(q.sqrt() * z) * h
+                    })
+                    .sum();
+                let got = mean_value(p, q);
+                assert!((got - want).abs() < 1e-7, "{p:?} q = {q}: {got} vs {want}");
+            }
+        }
+    }
+
     #[test]
     fn gelu_and_silu_reference_values() {
         // analysis/theory.md §2.3 at σ_w = 1, q = 1: gelu c_F = 0.42522, γ_F = 0.45585;
