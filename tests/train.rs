@@ -266,6 +266,18 @@ fn spannorm(args: &[&str]) -> std::process::Output {
         .expect("binary runs")
 }
 
+/// [`spannorm`], which must succeed (its stderr shown when it does not).
+fn spannorm_ok(args: &[&str]) -> std::process::Output {
+    let o = spannorm(args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 const SMALL_TRAIN: [&str; 18] = [
     "train",
     "--placement",
@@ -298,14 +310,7 @@ fn resumed_and_sharded_sweeps_write_identical_documents() {
         let mut a = SMALL_TRAIN.to_vec();
         a.extend_from_slice(&["--lr", "1e-3,1e-2"]);
         a.extend_from_slice(extra);
-        let o = spannorm(&a);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        spannorm_ok(&a)
     };
     let whole = path("whole.json");
     run(&["--out", &whole]);
@@ -422,13 +427,7 @@ fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
     ];
     args.extend_from_slice(&a);
     args.extend_from_slice(&["--out", &doc_path]);
-    let o = spannorm(&args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    spannorm_ok(&args);
     let doc = spannorm::train::run::Document::read(std::path::Path::new(&doc_path)).unwrap();
     assert_eq!(doc.runs.len(), 4);
     assert!(doc.runs.iter().all(|r| (r.diverged == 2) == (r.lr == 1e30)));
@@ -490,13 +489,7 @@ fn training_figures_draw_each_configuration_and_leave_out_diverged_rates() {
 
     for n in ["10", "11"] {
         let img = p(&format!("fig{n}.png"));
-        let o = spannorm(&["plot", &doc_path, "--figure", n, "--out", &img]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        spannorm_ok(&["plot", &doc_path, "--figure", n, "--out", &img]);
         assert_eq!(&std::fs::read(&img).unwrap()[..4], b"\x89PNG");
     }
     let o = spannorm(&[
@@ -529,14 +522,8 @@ fn the_training_figures_experiment_is_valid() {
     ];
     a.extend_from_slice(TRAINING_FLAGS);
     a.push("--dry-run");
-    let o = spannorm(&a);
+    let o = spannorm_ok(&a);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     assert!(
         text.contains("8 configurations × 4 rates, 100 steps of 6"),
         "{text}"

@@ -126,15 +126,7 @@ pub fn parse(flags: &[&str]) -> anyhow::Result<TrainArgs> {
     use clap::Parser as _;
     Train::try_parse_from(std::iter::once("train").chain(flags.iter().copied()))
         .map(|t| t.args)
-        .map_err(|e| {
-            usage(
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("bad flags")
-                    .to_string(),
-            )
-        })
+        .map_err(|e| usage(super::one_line(&e.to_string())))
 }
 
 /// `spannorm train`.

@@ -137,11 +137,7 @@ pub fn loss_against_rate(doc: &Document) -> FigureData {
         }
         let mut lines = Vec::new();
         for g in &mine {
-            let Look {
-                label,
-                colour,
-                marker,
-            } = look(g[0]);
+            let look = look(g[0]);
             let mut points = Vec::new();
             let mut band = Vec::new();
             for r in g.iter() {
@@ -151,21 +147,15 @@ pub fn loss_against_rate(doc: &Document) -> FigureData {
                 band.push(m.and_then(|m| r.final_loss.half_width.map(|h| (r.lr, m - h, m + h))));
                 if r.diverged > 0 {
                     notes.push(format!(
-                        "{label} at lr {}: {} of {} seeds diverged (no point)",
+                        "{} at lr {}: {} of {} seeds diverged (no point)",
+                        look.label,
                         style::number(r.lr),
                         r.diverged,
                         r.traces.len()
                     ));
                 }
             }
-            lines.push(
-                Look {
-                    label,
-                    colour,
-                    marker,
-                }
-                .curve(points, band),
-            );
+            lines.push(look.curve(points, band));
         }
         let floor = mine[0][0].traces.first().map(|t| t.floor);
         if let Some(f) = floor {
