@@ -435,8 +435,13 @@ impl RunResult {
                     what,
                 })
             };
-            if [s.lo.len(), s.hi.len(), s.n.len(), s.mean.len()] != [want; 4] {
-                hole(0, format!("{} entries, expected {want}", s.mean.len()));
+            let lens = [s.mean.len(), s.lo.len(), s.hi.len(), s.n.len()];
+            if lens != [want; 4] {
+                let [m, lo, hi, n] = lens;
+                hole(
+                    0,
+                    format!("lengths mean/lo/hi/n {m}/{lo}/{hi}/{n}, expected {want}"),
+                );
                 continue;
             }
             for i in 0..want {
@@ -532,5 +537,281 @@ impl Document {
         }
         serde_json::from_str(text)
             .map_err(|e| crate::error::cut_to(&e.to_string(), crate::error::MAX_MESSAGE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SimConfig;
+    use crate::init::Init;
+    use crate::placement::Placement;
+    use crate::simulate::{simulate, Options};
+    use crate::stack::Divergence;
+    use crate::summary::Missing;
+
+    /// Depth 2, three seeds: small enough to build in milliseconds, with every series.
+    fn config() -> SimConfig {
+        SimConfig::builder()
+            .placement(Placement::Pre)
+            .depth(2)
+            .width(8)
+            .tokens(4)
+            .heads(2)
+            .seeds(3)
+            .init(Init::ZeroQuery)
+            .build()
+            .unwrap()
+    }
+
+    fn simulated() -> RunResult {
+        simulate(&[config()], &Options::default())
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn every_metric_spells_and_parses_back() {
+        let r = simulated();
+        let all = r.metrics();
+        // 12 plain metrics, then the seven dense weights twice (log10 and linear).
+        assert_eq!(all.len(), 12 + 2 * 6, "{all:?}");
+        assert_eq!(&all[..12], &Metric::PLAIN);
+        assert_eq!(all[12], Metric::Log10ParamGrad(WeightName::AttnK));
+        assert_eq!(all[18], Metric::ParamGrad(WeightName::AttnK));
+        for m in all {
+            let s = m.to_string();
+            assert_eq!(s.parse::<Metric>().unwrap(), m, "{s}");
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<Metric>(&json).unwrap(), m);
+        }
+        assert_eq!(Metric::BranchQAttn.to_string(), "branch_q.attn");
+        assert_eq!(
+            Metric::ParamGrad(WeightName::FfnW2).to_string(),
+            "param_grad.ffn.w_2"
+        );
+        let e = "log10_param_grad.ffn.w_9".parse::<Metric>().unwrap_err();
+        assert!(e.to_string().contains("param_grad.WEIGHT"), "{e}");
+        assert!(serde_json::from_str::<Metric>("\"qq\"").is_err());
+    }
+
+    #[test]
+    fn what_each_metric_is_indexed_by() {
+        let r = simulated();
+        for m in r.metrics() {
+            let (want, len) = match m {
+                Metric::Loss => (Along::Scalar, 1),
+                Metric::Q
+                | Metric::Log10Grad
+                | Metric::Grad
+                | Metric::TokenCos
+                | Metric::EffRank
+                | Metric::StableRank
+                | Metric::Rank1Residual => (Along::Boundaries, 3),
+                _ => (Along::Blocks, 2),
+            };
+            assert_eq!(m.along(), want, "{m}");
+            assert_eq!(r.get(m).unwrap().len(), len, "{m}");
+            let log = matches!(m, Metric::Log10Grad | Metric::Log10ParamGrad(_));
+            assert_eq!(m.is_log(), log, "{m}");
+        }
+        assert_eq!(r.layer(Metric::Loss, 0), None);
+        assert_eq!(r.layer(Metric::Q, 0), Some(0));
+        assert_eq!(r.layer(Metric::Q, 2), Some(2));
+        assert_eq!(r.layer(Metric::AdjCos, 0), Some(1));
+        assert_eq!(r.layer(Metric::AdjCos, 2), None);
+        assert_eq!(r.depth(), 2);
+        assert_eq!(r.seeds(), 3);
+    }
+
+    #[test]
+    fn get_returns_the_named_field() {
+        let r = simulated();
+        let b = &r.boundaries;
+        let k = &r.blocks;
+        let pairs: [(Metric, &Series); 12] = [
+            (Metric::Loss, &r.loss),
+            (Metric::Q, &b.q),
+            (Metric::Log10Grad, &b.log10_grad),
+            (Metric::Grad, &b.grad),
+            (Metric::TokenCos, &b.token_cos),
+            (Metric::EffRank, &b.eff_rank),
+            (Metric::StableRank, &b.stable_rank),
+            (Metric::Rank1Residual, &b.rank1_residual),
+            (Metric::AdjCos, &k.adj_cos),
+            (Metric::QPreNorm, &k.q_pre_norm),
+            (Metric::BranchQAttn, &k.branch_q.attn),
+            (Metric::BranchQFfn, &k.branch_q.ffn),
+        ];
+        for (m, s) in pairs {
+            assert!(std::ptr::eq(r.get(m).unwrap(), s), "{m}");
+        }
+        let w = WeightName::FfnW1;
+        assert!(std::ptr::eq(
+            r.get(Metric::ParamGrad(w)).unwrap(),
+            &k.param_grad[&w]
+        ));
+        assert!(std::ptr::eq(
+            r.get(Metric::Log10ParamGrad(w)).unwrap(),
+            &k.log10_param_grad[&w]
+        ));
+        // A dense block has no router.
+        assert!(r.get(Metric::ParamGrad(WeightName::MoeWr)).is_none());
+        assert_eq!(r.series().len(), r.metrics().len());
+    }
+
+    #[test]
+    fn holes_names_every_unexplained_entry() {
+        let clean = simulated();
+        assert!(clean.holes().is_empty(), "{:?}", clean.holes());
+        let one = |edit: &dyn Fn(&mut RunResult)| {
+            let mut r = clean.clone();
+            edit(&mut r);
+            let h = r.holes();
+            assert_eq!(h.len(), 1, "{h:?}");
+            h.into_iter().next().unwrap()
+        };
+        let h = one(&|r| r.boundaries.q.mean[1] = Some(f64::INFINITY));
+        assert_eq!((h.series.as_str(), h.index), ("q", 1));
+        assert_eq!(h.what, "a non-finite number");
+        let h = one(&|r| r.blocks.adj_cos.hi[0] = Some(f64::NAN));
+        assert_eq!((h.series.as_str(), h.index), ("adj_cos", 0));
+        let h = one(&|r| r.boundaries.token_cos.n[2] = 2);
+        assert_eq!((h.series.as_str(), h.index), ("token_cos", 2));
+        assert_eq!(h.what, "2 of 3 seeds, 0 absent with a reason");
+        // The same seed explained is no hole, whatever the reason but an interval's.
+        let mut r = clean.clone();
+        r.boundaries.token_cos.n[2] = 2;
+        r.boundaries.token_cos.missing.push(Missing {
+            from: 2,
+            to: 2,
+            seeds: 1,
+            reason: Reason::Diverged,
+        });
+        assert!(r.holes().is_empty(), "{:?}", r.holes());
+        r.boundaries.token_cos.missing[0].reason = Reason::IntervalOverflow;
+        assert_eq!(r.holes().len(), 1);
+        let h = one(&|r| r.loss.mean[0] = None);
+        assert_eq!((h.series.as_str(), h.index), ("loss", 0));
+        assert_eq!(h.what, "mean None with n = 3");
+        let h = one(&|r| r.boundaries.eff_rank.lo[0] = None);
+        assert_eq!(h.what, "no interval with two or more seeds");
+        // An interval that overflowed, said so, is no hole.
+        let mut r = clean.clone();
+        r.boundaries.eff_rank.lo[0] = None;
+        r.boundaries.eff_rank.missing.push(Missing {
+            from: 0,
+            to: 0,
+            seeds: 0,
+            reason: Reason::IntervalOverflow,
+        });
+        assert!(r.holes().is_empty(), "{:?}", r.holes());
+        let h = one(&|r| {
+            r.blocks.branch_q.ffn.mean.pop();
+        });
+        assert_eq!(h.series, "branch_q.ffn");
+        assert_eq!(h.what, "lengths mean/lo/hi/n 1/2/2/2, expected 2");
+        // Every array must have the depth's length, not only the means.
+        let h = one(&|r| {
+            r.boundaries.grad.n.pop();
+        });
+        assert_eq!(h.what, "lengths mean/lo/hi/n 3/3/3/2, expected 3");
+    }
+
+    #[test]
+    fn a_prediction_needs_a_value_or_a_reason() {
+        let th = crate::theory::predict(&config()).unwrap();
+        assert_eq!(th.seeds(), 0);
+        assert!(th.holes().is_empty(), "{:?}", th.holes());
+        let mut r = th.clone();
+        r.boundaries.q.mean[1] = None;
+        let h = r.holes();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0].what, "no prediction and no reason");
+        r.boundaries.q.missing.push(Missing {
+            from: 1,
+            to: 1,
+            seeds: 0,
+            reason: Reason::NotPredicted,
+        });
+        assert!(r.holes().is_empty());
+    }
+
+    #[test]
+    fn a_seed_record_gives_linear_values_and_zero_gradients() {
+        let w = WeightName::AttnK;
+        let mut rec = SeedRecord {
+            log10_grad: vec![Some(1.0), Some(-2.0), None],
+            log10_param_grad: vec![(w, vec![Some(0.5), None])],
+            loss: Some(4.0),
+            ..SeedRecord::default()
+        };
+        assert_eq!(rec.values(Metric::Loss), Some(vec![Some(4.0)]));
+        assert_eq!(
+            rec.values(Metric::Grad),
+            Some(vec![Some(10.0), Some(0.01), None])
+        );
+        let lin = rec.values(Metric::ParamGrad(w)).unwrap();
+        assert!((lin[0].unwrap() - 10f64.sqrt()).abs() < 1e-12);
+        // Reached and absent: exactly zero.
+        assert_eq!(lin[1], Some(0.0));
+        assert_eq!(
+            rec.values(Metric::Log10ParamGrad(w)),
+            Some(vec![Some(0.5), None])
+        );
+        assert_eq!(rec.values(Metric::ParamGrad(WeightName::AttnQ)), None);
+        // A forward divergence at block 1: no weight gradient was reached.
+        rec.diverged = Some(Divergence {
+            block: 1,
+            pass: Pass::Forward,
+            reason: Failure::NonFinite,
+        });
+        assert_eq!(
+            rec.values(Metric::ParamGrad(w)).unwrap()[1],
+            None,
+            "an unreached gradient is not zero"
+        );
+    }
+
+    #[test]
+    fn documents_read_back_and_refuse_other_schemas() {
+        let doc = Document::new(vec![simulated()]);
+        let text = doc.to_json().unwrap();
+        assert!(text.ends_with("}\n"));
+        assert_eq!(Document::from_json(&text).unwrap(), doc);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["crate"], "spannorm");
+        assert_eq!(v["engine"], ENGINE);
+        let other = text.replacen("\"schema\": 1", "\"schema\": 2", 1);
+        assert_eq!(
+            Document::from_json(&other).unwrap_err(),
+            format!("schema 2 (this build reads schema {SCHEMA})")
+        );
+        let old = text.replacen(&format!("\"engine\": {ENGINE},"), "", 1);
+        assert_eq!(Document::from_json(&old).unwrap().engine, 0);
+        assert!(Document::from_json("{\"schema\": 1}").is_err());
+        assert!(Document::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn divergences_say_what_stopped() {
+        let mut d = SeedDivergence {
+            seed: 2,
+            block: 7,
+            pass: Pass::Backward,
+            reason: Failure::NonFinite,
+        };
+        assert_eq!(d.to_string(), "seed 2 diverged at block 7 (backward)");
+        d.pass = Pass::Forward;
+        d.reason = Failure::Vanished;
+        assert_eq!(
+            d.to_string(),
+            "seed 2: signal vanished at block 7 (forward; exactly zero)"
+        );
+        let json = serde_json::to_value(d).unwrap();
+        assert_eq!(json["reason"], "vanished");
+        d.reason = Failure::NonFinite;
+        assert!(serde_json::to_value(d).unwrap().get("reason").is_none());
     }
 }
