@@ -69,9 +69,9 @@ impl Claim for C3a {
                 }
             }
         }
-        let half = match (qp.lo[wi], qp.hi[wi]) {
-            (Some(lo), Some(hi)) if qp.n[wi] >= 2 => (hi - lo) / 2.0,
-            _ => 0.0,
+        let (half, n) = match (qp.lo[wi], qp.hi[wi]) {
+            (Some(lo), Some(hi)) if qp.n[wi] >= 2 => ((hi - lo) / 2.0, qp.n[wi]),
+            _ => (0.0, 0),
         };
         vec![Verdict::judge(
             Claimed::new(
@@ -80,7 +80,7 @@ impl Claim for C3a {
                 "q_pre_norm = (1+α²c_A(ρ))(1+α²c_F), c_A ≤ σ⁴, α² = 1/(2L)",
                 format!("span L={l} d={d}: largest block mean, block {}", wi + 1),
             ),
-            Estimate::with_half(worst, half),
+            Estimate::sampled(worst, half, n, 1),
             Relation::AtMost,
             bound,
             Allowance::new(

@@ -17,6 +17,10 @@ use crate::summary::Series;
 pub struct Cmp {
     /// Index of the worst point.
     pub index: usize,
+    /// Seeds behind the measured mean there.
+    pub seeds: usize,
+    /// Points compared (the Bonferroni `k` of the half-width).
+    pub comparisons: usize,
     /// The measured seed mean there.
     pub measured: f64,
     /// Its Bonferroni half-width.
@@ -70,6 +74,8 @@ pub fn compare(
             worst_z = z;
             worst = Some(Cmp {
                 index: i,
+                seeds: n,
+                comparisons: k,
                 measured: x,
                 half,
                 predicted: pred,
@@ -88,9 +94,8 @@ pub fn verdict(claimed: Claimed, cmp: Option<Cmp>, from: &str) -> Verdict {
         Some(c) => Verdict::judge(
             claimed,
             Estimate {
-                mean: c.measured,
-                half: Some(c.half),
                 complete: c.complete,
+                ..Estimate::sampled(c.measured, c.half, c.seeds, c.comparisons)
             },
             Relation::Approx,
             c.predicted,

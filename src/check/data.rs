@@ -44,7 +44,6 @@ use crate::fit;
 use crate::result::{Along, Metric, RunResult};
 use crate::sweep::SweepSpec;
 use serde_json::Value;
-use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// A malformed claims file: which claim and which field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -466,15 +465,6 @@ fn slope_groups(cfgs: &[SimConfig], field: Field) -> Vec<Vec<SimConfig>> {
         .collect()
 }
 
-/// `t_{1 − 0.025/k, n − 1}`.
-fn t_family(n: usize, k: usize) -> f64 {
-    if n < 2 {
-        return f64::NAN;
-    }
-    let p = 1.0 - 0.025 / k.max(1) as f64;
-    StudentsT::new(0.0, 1.0, (n - 1) as f64).map_or(f64::NAN, |t| t.inverse_cdf(p))
-}
-
 /// The seed mean of `values` with its Bonferroni half-width over `k` comparisons.
 fn estimate(values: &[f64], k: usize) -> Estimate {
     let n = values.len();
@@ -486,7 +476,7 @@ fn estimate(values: &[f64], k: usize) -> Estimate {
         return Estimate::with_half(mean, f64::NAN);
     }
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    Estimate::with_half(mean, t_family(n, k) * (var / n as f64).sqrt())
+    Estimate::sampled(mean, tol::t_family(n, k) * (var / n as f64).sqrt(), n, k)
 }
 
 /// Per-seed values of the quantity, entry by entry: `values[i][s]`, `None` where seed `s`

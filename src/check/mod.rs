@@ -254,13 +254,21 @@ pub fn run(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<Verdict> {
         .collect()
 }
 
-/// [`run`], each verdict with the group of its claim.
+/// [`run`], each verdict with the group of its claim, with Holm's adjustment over the run
+/// ([`verdict::holm`]).
 pub fn run_grouped(claims: &[Box<dyn Claim>], runner: &Runner) -> Vec<(Verdict, Group)> {
     runner.prepare_claims(claims);
-    claims
+    let (mut verdicts, groups): (Vec<Verdict>, Vec<Group>) = claims
         .iter()
         .flat_map(|c| c.judge(runner).into_iter().map(move |v| (v, c.group())))
-        .collect()
+        .unzip();
+    verdict::holm(&mut verdicts);
+    verdicts.into_iter().zip(groups).collect()
+}
+
+/// The rows that fail the run ([`Verdict::fails_run`]).
+pub fn run_failures(verdicts: &[Verdict]) -> usize {
+    verdicts.iter().filter(|v| v.fails_run()).count()
 }
 
 /// Verdict counts: `(pass, fail, deviation, inconclusive)`.
@@ -283,11 +291,22 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The verdict table: name, measured, interval, relation, predicted, tolerance, verdict.
+/// A `p` as the tables print it: two significant digits, `<1e-4` below, `-` for none.
+fn p_text(p: Option<f64>) -> String {
+    match p {
+        None => "-".into(),
+        Some(p) if p < 1e-4 => "<1e-4".into(),
+        Some(p) if p < 0.01 => format!("{p:.1e}"),
+        Some(p) => format!("{p:.2}"),
+    }
+}
+
+/// The verdict table: name, measured, interval, relation, predicted, tolerance, Holm's `p`,
+/// verdict.
 pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = format!(
-        "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10}  {}\n",
-        "prediction", "measured", "95% interval", "", "target", "tolerance", "verdict"
+        "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10} {:>7}  {}\n",
+        "prediction", "measured", "95% interval", "", "target", "tolerance", "Holm p", "verdict"
     );
     for v in verdicts {
         let interval = v.interval.map_or("-".to_string(), |(a, b)| {
@@ -295,13 +314,14 @@ pub fn table(verdicts: &[Verdict]) -> String {
         });
         let _ = writeln!(
             out,
-            "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10}  {}",
+            "{:<58} {:>12} {:>25} {:>3} {:>12} {:>10} {:>7}  {}",
             v.name,
             num(v.measured),
             interval,
             v.relation.symbol(),
             num(v.predicted),
             num(v.tolerance),
+            p_text(v.holm_p),
             v.status.word()
         );
     }
@@ -316,11 +336,13 @@ fn xml(s: &str) -> String {
 }
 
 /// The verdicts as a JUnit XML report (one test case per verdict, classname its group;
-/// FAIL a failure, INCONCLUSIVE a failure with `strict` and skipped otherwise, DEVIATION a
-/// pass whose output says so), for CI systems that display test reports.
+/// a FAIL that fails the run a failure ([`Verdict::fails_run`]; a FAIL that Holm's
+/// adjustment does not keep is a pass whose output says so), INCONCLUSIVE a failure with
+/// `strict` and skipped otherwise, DEVIATION a pass whose output says so), for CI systems
+/// that display test reports.
 pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
-    let (_, fail, _, inc) = counts(verdicts);
-    let failures = fail + if strict { inc } else { 0 };
+    let (_, _, _, inc) = counts(verdicts);
+    let failures = run_failures(verdicts) + if strict { inc } else { 0 };
     let skipped = if strict { 0 } else { inc };
     let mut s = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n  <testsuite name=\"spannorm check\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
@@ -329,7 +351,7 @@ pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
     );
     for (v, g) in verdicts.iter().zip(groups) {
         let detail = format!(
-            "measured {} {} {} (tolerance {}, {}); interval {}; {}",
+            "measured {} {} {} (tolerance {}, {}); interval {}; p {}, Holm p {}; {}",
             num(v.measured),
             v.relation.symbol(),
             num(v.predicted),
@@ -337,6 +359,8 @@ pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
             v.tolerance_from,
             v.interval
                 .map_or("-".into(), |(a, b)| format!("[{}, {}]", num(a), num(b))),
+            p_text(v.p),
+            p_text(v.holm_p),
             v.at
         );
         let _ = write!(
@@ -345,8 +369,15 @@ pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
             xml(&v.name)
         );
         match v.status {
-            Status::Fail => {
+            Status::Fail if v.fails_run() => {
                 let _ = write!(s, "<failure message=\"FAIL\">{}</failure>", xml(&detail));
+            }
+            Status::Fail => {
+                let _ = write!(
+                    s,
+                    "<system-out>FAIL at the row's 5% level, not at the run's (Holm): {}</system-out>",
+                    xml(&detail)
+                );
             }
             Status::Inconclusive if strict => {
                 let _ = write!(
@@ -374,13 +405,13 @@ pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
 pub fn markdown(verdicts: &[Verdict]) -> String {
     let cell = |t: &str| t.replace('|', "\\|");
     let mut s = format!(
-        "**spannorm check**: {}\n\n| verdict | claim | measured | 95% interval | | target | tolerance | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | --- |\n",
+        "**spannorm check**: {}\n\n| verdict | claim | measured | 95% interval | | target | tolerance | Holm p | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- |\n",
         summary_line(verdicts)
     );
     for v in verdicts {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.status.word(),
             cell(&v.name),
             num(v.measured),
@@ -389,20 +420,60 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
             v.relation.symbol(),
             num(v.predicted),
             num(v.tolerance),
+            p_text(v.holm_p),
             cell(&v.at)
         );
     }
     s
 }
 
-/// The one-line count: `78 PASS, 0 FAIL, 5 DEVIATION`.
+/// The one-line count, with the run-level statement when Holm's adjustment has run:
+/// `78 PASS, 0 FAIL, 5 DEVIATION; Holm over 70 refutable rows: 0 refuted at 5% (smallest
+/// adjusted p 0.31)`.
 pub fn summary_line(verdicts: &[Verdict]) -> String {
     let (pass, fail, dev, inc) = counts(verdicts);
     let mut s = format!("{pass} PASS, {fail} FAIL, {dev} DEVIATION");
     if inc > 0 {
         s += &format!(", {inc} INCONCLUSIVE");
     }
+    let adjusted: Vec<f64> = verdicts.iter().filter_map(|v| v.holm_p).collect();
+    if let Some(least) = adjusted.iter().copied().reduce(f64::min) {
+        let refuted = adjusted.iter().filter(|&&q| q < verdict::ALPHA).count();
+        s += &format!(
+            "; Holm over {} refutable rows: {refuted} refuted at 5% (smallest adjusted p {})",
+            adjusted.len(),
+            p_text(Some(least))
+        );
+    }
     s
+}
+
+/// What the run's many rows imply for its error rate: with `r` refutable rows each judged
+/// at 5%, the per-row rule alone would FAIL some row of a run whose claims all hold at the
+/// edge of their allowances with probability up to `1 − 0.95^r` (independent rows; at most
+/// `min(1, 0.05 r)` for any dependence); Holm's adjustment, which decides the exit code,
+/// keeps it at most 5%. `None` before [`verdict::holm`] has run or without such rows.
+pub fn family_line(verdicts: &[Verdict]) -> Option<String> {
+    let r = verdicts.iter().filter(|v| v.holm_p.is_some()).count();
+    if r == 0 {
+        return None;
+    }
+    let independent = 1.0 - (1.0 - verdict::ALPHA).powi(r as i32);
+    let kept = verdicts
+        .iter()
+        .filter(|v| v.status == Status::Fail && !v.fails_run())
+        .count();
+    let mut s = format!(
+        "family-wise: {r} refutable rows at 5% each would FAIL some row by chance with \
+         probability up to {:.0}% if independent ({:.0}% for any dependence); the exit code \
+         follows Holm's adjustment, which keeps it at most 5%",
+        100.0 * independent,
+        100.0 * (verdict::ALPHA * r as f64).min(1.0)
+    );
+    if kept > 0 {
+        s += &format!(" ({kept} FAIL rows are not refuted over the run)");
+    }
+    Some(s)
 }
 
 #[cfg(test)]
@@ -420,5 +491,65 @@ mod tests {
         }
         let only = claims(Preset::Ci, &[Group::C1]).unwrap();
         assert!(only.iter().all(|c| c.group() == Group::C1));
+    }
+
+    /// Ten true claims and one that FAILs at its own level (p = 0.02) but not over the run
+    /// (Holm p = 11 · 0.02 = 0.22), and one refuted beyond doubt (p < 1e-4): the exit count,
+    /// JUnit, the counts and the family-wise line say which is which.
+    #[test]
+    fn the_run_fails_only_on_what_holm_keeps() {
+        use verdict::{Allowance, Burden, Claimed, Estimate, Expect, Relation};
+        let se = 0.1;
+        let t = tol::t_family(8, 1);
+        // An excess of z standard errors has p = 2 (1 − T_7(z)).
+        let row = |name: &str, z: f64| {
+            Verdict::judge(
+                Claimed::new(name, "", "", ""),
+                Estimate::sampled(1.0 + z * se, t * se, 8, 1),
+                Relation::AtMost,
+                1.0,
+                Allowance::new(0.0, ""),
+                Burden::NotRefuted,
+                Expect::Holds,
+            )
+        };
+        let tz = {
+            use statrs::distribution::{ContinuousCDF, StudentsT};
+            StudentsT::new(0.0, 1.0, 7.0).unwrap().inverse_cdf(0.99)
+        };
+        let mut v: Vec<Verdict> = (0..10).map(|i| row(&format!("ok{i}"), -1.0)).collect();
+        v.push(row("marginal", tz));
+        v.push(row("refuted", 40.0));
+        assert_eq!(run_failures(&v), 2, "before Holm every FAIL counts");
+        verdict::holm(&mut v);
+        assert!((v[10].p.unwrap() - 0.02).abs() < 1e-9);
+        assert!(
+            (v[10].holm_p.unwrap() - 0.22).abs() < 1e-9,
+            "{:?}",
+            v[10].holm_p
+        );
+        assert_eq!(run_failures(&v), 1);
+        let groups = vec![Group::User; v.len()];
+        let xml = junit(&v, &groups, false);
+        assert!(xml.contains(r#"tests="12" failures="1""#), "{xml}");
+        assert!(xml.contains("not at the run's (Holm)"));
+        let line = summary_line(&v);
+        assert!(
+            line.starts_with(
+                "10 PASS, 2 FAIL, 0 DEVIATION; Holm over 12 refutable rows: 1 refuted at 5%"
+            ),
+            "{line}"
+        );
+        let fam = family_line(&v).unwrap();
+        assert!(
+            fam.contains("up to 46% if independent (60% for any dependence)"),
+            "{fam}"
+        );
+        assert!(
+            fam.ends_with("(1 FAIL rows are not refuted over the run)"),
+            "{fam}"
+        );
+        assert!(table(&v).contains("   0.22  FAIL"), "{}", table(&v));
+        assert!(markdown(&v).contains("| 0.22 |"));
     }
 }

@@ -211,6 +211,10 @@ impl Report {
             check::summary_line(&self.verdicts),
             self.docs
         );
+        if let Some(f) = check::family_line(&self.verdicts) {
+            s += &f;
+            s += "\n";
+        }
         s
     }
 
@@ -269,10 +273,11 @@ impl Report {
         s
     }
 
-    /// The number of FAIL verdicts (and INCONCLUSIVE ones when `strict`).
+    /// The number of rows that fail the run (FAIL verdicts Holm's adjustment keeps, and
+    /// INCONCLUSIVE ones when `strict`).
     pub fn failed(&self, strict: bool) -> usize {
-        let (_, fail, _, inc) = check::counts(&self.verdicts);
-        fail + if strict { inc } else { 0 }
+        let (_, _, _, inc) = check::counts(&self.verdicts);
+        check::run_failures(&self.verdicts) + if strict { inc } else { 0 }
     }
 }
 
