@@ -349,4 +349,29 @@ mod tests {
         }
         brute(false) > brute(true)
     }
+
+    /// The softmax subtracts each row's largest logit before `exp`, so logits far beyond
+    /// `ln f64::MAX ≈ 709` still give finite probabilities summing to one, equal to the
+    /// shifted row's (`softmax` is shift-invariant), in f64 and f32.
+    #[test]
+    fn softmax_is_stable_for_huge_logits() {
+        let row: [f64; 4] = [1000.0, 999.0, 997.0, -1000.0];
+        let shifted: [f64; 4] = [3.0, 2.0, 0.0, -1997.0];
+        let mut big = Array2::from_shape_vec((1, 4), row.to_vec()).unwrap();
+        let mut small = Array2::from_shape_vec((1, 4), shifted.to_vec()).unwrap();
+        assert_eq!(softmax_rows(&mut big, 1.0, Mask::Bidirectional), 1000.0);
+        softmax_rows(&mut small, 1.0, Mask::Bidirectional);
+        assert!(big.iter().all(|p| p.is_finite()), "{big:?}");
+        for (a, b) in big.iter().zip(&small) {
+            assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+        }
+        assert!((big.sum() - 1.0).abs() < 1e-15);
+        let mut big32 = Array2::from_shape_vec((1, 4), row.map(|v| v as f32).to_vec()).unwrap();
+        softmax_rows(&mut big32, 1.0f32, Mask::Causal);
+        assert_eq!(big32.row(0).to_vec(), vec![1.0, 0.0, 0.0, 0.0]);
+        let mut big32 = Array2::from_shape_vec((1, 4), row.map(|v| v as f32).to_vec()).unwrap();
+        softmax_rows(&mut big32, 1.0f32, Mask::Bidirectional);
+        assert!(big32.iter().all(|p| p.is_finite()), "{big32:?}");
+        assert!((big32.sum() - 1.0).abs() < 4.0 * f32::EPSILON, "{big32:?}");
+    }
 }
