@@ -289,13 +289,18 @@ fn every_group_passes_as_derived_and_fails_when_perturbed() {
             &[
                 "C2 PostNorm gradient: bulk slope",
                 "C2 PostNorm gradient (swiglu): bulk slope",
+                "C2 PostNorm gradient (causal): bulk slope",
             ],
             &g_tilt,
             &none_s,
         ),
         (
             Group::C2,
-            &["C2c PostNorm top drop", "C2c PostNorm top drop (swiglu)"],
+            &[
+                "C2c PostNorm top drop",
+                "C2c PostNorm top drop (swiglu)",
+                "C2c PostNorm top drop (causal)",
+            ],
             &flat_top,
             &none_s,
         ),

@@ -32,9 +32,15 @@ pub fn claims(s: &Sizes) -> Result<Vec<Box<dyn Claim>>, ConfigError> {
         .depth(l)
         .act(Activation::Swiglu)
         .build()?;
+    let causal = s
+        .base(Placement::Post)
+        .depth(l)
+        .mask(crate::attention::Mask::Causal)
+        .build()?;
     Ok(vec![
         Box::new(C2 { cfg: relu }),
         Box::new(C2 { cfg: swiglu }),
+        Box::new(C2 { cfg: causal }),
     ])
 }
 
@@ -51,11 +57,13 @@ impl Claim for C2 {
         let r = ev.run(&self.cfg);
         let m = self.cfg.model();
         let (l, d) = (m.depth(), m.width());
+        let causal = m.mask() == crate::attention::Mask::Causal;
         let relu = m.act() == Activation::Relu;
-        let tag = if relu {
-            String::new()
-        } else {
-            format!(" ({})", m.act())
+        let tag = match (relu, causal) {
+            (true, false) => String::new(),
+            (true, true) => " (causal)".to_string(),
+            (false, false) => format!(" ({})", m.act()),
+            (false, true) => format!(" ({}, causal)", m.act()),
         };
         // The top drop spans about log2 n blocks; the bulk window leaves it out at both ends.
         let top = (m.tokens() as f64).log2().ceil() as usize + 1;
@@ -121,7 +129,7 @@ impl Claim for C2 {
             Burden::NotRefuted,
             Expect::Holds,
         );
-        if !relu {
+        if !relu || causal {
             return vec![bulk, top_drop];
         }
         let literal = Verdict::judge(
