@@ -530,3 +530,29 @@ fn the_training_figures_experiment_is_valid() {
     );
     assert_eq!(text.matches("MoE 4/2").count(), 4, "{text}");
 }
+
+/// `train --help` shows train's own defaults for the model flags it changes (the same
+/// definition the runs use), and `simulate --help` still shows simulate's.
+#[test]
+fn help_shows_trains_defaults() {
+    let help = |cmd: &str| String::from_utf8(spannorm_ok(&[cmd, "--help"]).stdout).unwrap();
+    let train = help("train");
+    for shown in [
+        "Number of blocks L [default: 16]",
+        "Model width d [default: 128]",
+        "Number of seeds [default: 4]",
+        "random unembedding [default: 256]",
+        "bidirectional or causal [default: causal]",
+        "cross-entropy [default: cross-entropy]",
+        "Attention heads H [default: 4]",
+    ] {
+        assert!(train.contains(shown), "{shown}:\n{train}");
+    }
+    assert!(!train.contains("[default: bidirectional]"), "{train}");
+    let simulate = help("simulate");
+    assert!(
+        simulate.contains("Number of blocks L [default: 64]"),
+        "{simulate}"
+    );
+    assert!(simulate.contains("[default: bidirectional]"));
+}

@@ -58,7 +58,7 @@ pub enum Command {
     /// Train token models (embedding, stack, unembedding) on a synthetic task with known
     /// loss floor, recording the per-layer signal over steps; a list of rates is a
     /// learning-rate sweep (resumable, shardable).
-    #[command(allow_negative_numbers = true)]
+    #[command(allow_negative_numbers = true, mut_args(train::help_with_defaults))]
     Train(Box<train::TrainArgs>),
 }
 

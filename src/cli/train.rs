@@ -3,7 +3,7 @@
 use super::{bytes, err, hms, out, pool, usage, Progress};
 use clap::Args;
 use spannorm::attention::Mask;
-use spannorm::config::{RawConfig, SimConfig};
+use spannorm::config::{Field, RawConfig, SimConfig};
 use spannorm::loss::Loss;
 use spannorm::sweep::{Shard, SweepSpec};
 use spannorm::train::optim::{Optimizer, Schedule};
@@ -95,8 +95,8 @@ impl TrainArgs {
         }
     }
 
-    /// The model flags with train's defaults under them.
-    fn model(&self) -> RawConfig {
+    /// Train's own defaults of the model flags (the flags and a config file go over them).
+    fn defaults() -> RawConfig {
         RawConfig::default()
             .depth(16)
             .width(128)
@@ -108,10 +108,31 @@ impl TrainArgs {
     }
 }
 
+/// A model flag's help with train's default in place of simulate's, for the flags that
+/// train gives its own default ([`TrainArgs::defaults`], so `train --help` and the runs
+/// read one definition).
+pub fn help_with_defaults(arg: clap::Arg) -> clap::Arg {
+    let spelling = arg.get_id().as_str().replace('_', "-");
+    let Ok(field) = spelling.parse::<Field>() else {
+        return arg;
+    };
+    let (Some(value), Some(help)) = (
+        TrainArgs::defaults().text(field),
+        arg.get_help().map(|h| h.to_string()),
+    ) else {
+        return arg;
+    };
+    let head = help
+        .find("[default: ")
+        .map_or(help.as_str(), |i| &help[..i]);
+    let help = format!("{} [default: {value}]", head.trim_end());
+    arg.help(help)
+}
+
 /// The configurations of a sweep-style model file under `args`: train's defaults under
 /// each combination, the model flags over it.
 pub fn configs(args: &TrainArgs, spec: &SweepSpec) -> anyhow::Result<Vec<SimConfig>> {
-    spec.expand_mapped(|raw| args.model().overlay(&raw).overlay(&args.model))
+    spec.expand_mapped(|raw| TrainArgs::defaults().overlay(&raw).overlay(&args.model))
         .map_err(usage)
 }
 
@@ -119,6 +140,7 @@ pub fn configs(args: &TrainArgs, spec: &SweepSpec) -> anyhow::Result<Vec<SimConf
 /// training figures from the flags it prints).
 pub fn parse(flags: &[&str]) -> anyhow::Result<TrainArgs> {
     #[derive(clap::Parser)]
+    #[command(mut_args(help_with_defaults))]
     struct Train {
         #[command(flatten)]
         args: TrainArgs,
@@ -133,7 +155,10 @@ pub fn parse(flags: &[&str]) -> anyhow::Result<TrainArgs> {
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let cfgs = match &args.config {
         Some(p) => configs(args, &SweepSpec::from_file(p).map_err(usage)?)?,
-        None => args.model().overlay(&args.model).resolve().map_err(usage)?,
+        None => TrainArgs::defaults()
+            .overlay(&args.model)
+            .resolve()
+            .map_err(usage)?,
     };
     run(args, &cfgs, true).map(|_| ())
 }
