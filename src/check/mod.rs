@@ -401,13 +401,18 @@ pub fn junit(verdicts: &[Verdict], groups: &[Group], strict: bool) -> String {
     s + "  </testsuite>\n</testsuites>\n"
 }
 
-/// The verdicts as a Markdown table (for a CI job summary).
+/// The verdicts as a Markdown table (for a CI job summary), after the counts and the
+/// run-level lines.
 pub fn markdown(verdicts: &[Verdict]) -> String {
     let cell = |t: &str| t.replace('|', "\\|");
-    let mut s = format!(
-        "**spannorm check**: {}\n\n| verdict | claim | measured | 95% interval | | target | tolerance | Holm p | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- |\n",
-        summary_line(verdicts)
-    );
+    let mut s = format!("**spannorm check**: {}\n\n", summary_line(verdicts));
+    for line in [family_line(verdicts), allowance_line(verdicts)]
+        .into_iter()
+        .flatten()
+    {
+        s += &format!("{line}.\n\n");
+    }
+    s += "| verdict | claim | measured | 95% interval | | target | tolerance | Holm p | where |\n| --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- |\n";
     for v in verdicts {
         let _ = writeln!(
             s,
@@ -474,6 +479,39 @@ pub fn family_line(verdicts: &[Verdict]) -> Option<String> {
         s += &format!(" ({kept} FAIL rows are not refuted over the run)");
     }
     Some(s)
+}
+
+/// How many refutable rows with a seed interval lie inside their bias allowance alone
+/// (`|m − p| ≤ b` for `≈`, `m ≤ p + b` for `≤`, `m ≥ p − b` for `≥`, with `b` the
+/// tolerance minus the half-width): rows the seed interval does not decide, so only the
+/// allowance stands between them and a FAIL. `None` without such rows.
+pub fn allowance_line(verdicts: &[Verdict]) -> Option<String> {
+    let rows: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| v.p.is_some() && v.interval.is_some())
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let inside = rows
+        .iter()
+        .filter(|v| {
+            let (lo, hi) = v.interval.unwrap_or_default();
+            let b = v.tolerance - (hi - lo) / 2.0;
+            let (m, p) = (v.measured, v.predicted);
+            match v.relation {
+                verdict::Relation::Approx => (m - p).abs() <= b,
+                verdict::Relation::AtMost => m <= p + b,
+                verdict::Relation::AtLeast => m >= p - b,
+                verdict::Relation::Differs => false,
+            }
+        })
+        .count();
+    Some(format!(
+        "allowance: {inside} of {} refutable rows with a seed interval are inside their bias \
+         allowance alone (the seeds' interval decides none of them)",
+        rows.len()
+    ))
 }
 
 #[cfg(test)]
@@ -551,5 +589,10 @@ mod tests {
         );
         assert!(table(&v).contains("   0.22  FAIL"), "{}", table(&v));
         assert!(markdown(&v).contains("| 0.22 |"));
+        // No allowance here: only the ten rows below their bound are inside it.
+        assert_eq!(
+            allowance_line(&v).unwrap(),
+            "allowance: 10 of 12 refutable rows with a seed interval are inside their bias allowance alone (the seeds' interval decides none of them)"
+        );
     }
 }

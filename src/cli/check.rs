@@ -211,8 +211,14 @@ impl Report {
             check::summary_line(&self.verdicts),
             self.docs
         );
-        if let Some(f) = check::family_line(&self.verdicts) {
-            s += &f;
+        for line in [
+            check::family_line(&self.verdicts),
+            check::allowance_line(&self.verdicts),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s += &line;
             s += "\n";
         }
         s
