@@ -165,6 +165,9 @@ mod tests {
         assert_eq!(gradient_units(16, 0), 33.0);
         assert_eq!(share_bias(128, 0.5), 2.0 * (2.0 * 4.0 / 128.0) * 0.25);
         assert_eq!(share_bias(128, 1.0), 0.0);
+        // Kedia's exponent allowance: C_B/d decades per decade of L.
+        assert_eq!(exponent_bias(128), 2.0 / 128.0);
+        assert_eq!(exponent_bias(64), 2.0 * exponent_bias(128));
         assert_eq!(log_normal_target(1.0, 0.0), 1.0);
         assert!((log_normal_target(0.0, 1.0) + LN_10).abs() < 1e-15);
         // One comparison is the plain 97.5% quantile; more comparisons widen it.
