@@ -175,5 +175,8 @@ mod tests {
         assert!(t_family(8, 17) > t_family(8, 1));
         assert!(t_family(1, 3).is_nan());
         assert!((standard_error(t975(5), 5) - 1.0).abs() < 1e-12);
+        assert!((standard_error(3.0 * t975(9), 9) - 3.0).abs() < 1e-12);
+        // C7's band contains the mean-field order of the gap, d^(-1/2).
+        assert!((C7_BAND.0 + 0.5).abs() <= C7_BAND.1);
     }
 }

@@ -497,6 +497,38 @@ mod tests {
         );
     }
 
+    /// The allowance widens `≤` and `≥` toward passing; an interval that touches the
+    /// widened bound is not refuted (the edge belongs to the claim); the printed symbols
+    /// are the serialized ones.
+    #[test]
+    fn bounds_with_allowance_and_ties() {
+        use Burden::*;
+        use Expect::*;
+        use Relation::*;
+        // m + h = 1.25 ≤ p + b = 1.0 + 0.25: shown, so PASS even when it must be shown.
+        assert_eq!(
+            status(1.0, 0.25, AtMost, 1.0, 0.25, Demonstrated, Holds),
+            Status::Pass
+        );
+        // m − h = 0.5 = p + b exactly: the tie is not a refutation.
+        assert_eq!(
+            status(1.0, 0.5, AtMost, 0.25, 0.25, NotRefuted, Holds),
+            Status::Pass
+        );
+        assert_eq!(
+            status(1.0, 0.5, AtMost, 0.25, 0.2, NotRefuted, Holds),
+            Status::Fail
+        );
+        assert_eq!(
+            status(0.0, 0.5, AtLeast, 0.75, 0.25, NotRefuted, Holds),
+            Status::Pass
+        );
+        for (r, sym) in [(Approx, "≈"), (AtMost, "≤"), (AtLeast, "≥"), (Differs, "≠")] {
+            assert_eq!(r.symbol(), sym);
+            assert_eq!(serde_json::to_value(r).unwrap(), sym);
+        }
+    }
+
     #[test]
     fn missing_data_never_passes() {
         use Relation::*;
