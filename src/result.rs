@@ -570,6 +570,16 @@ mod tests {
             .remove(0)
     }
 
+    /// `seeds` absent at entry `at` for `reason`.
+    fn missing(at: usize, seeds: usize, reason: Reason) -> Missing {
+        Missing {
+            from: at,
+            to: at,
+            seeds,
+            reason,
+        }
+    }
+
     #[test]
     fn every_metric_spells_and_parses_back() {
         let r = simulated();
@@ -683,12 +693,10 @@ mod tests {
         // The same seed explained is no hole, whatever the reason but an interval's.
         let mut r = clean.clone();
         r.boundaries.token_cos.n[2] = 2;
-        r.boundaries.token_cos.missing.push(Missing {
-            from: 2,
-            to: 2,
-            seeds: 1,
-            reason: Reason::Diverged,
-        });
+        r.boundaries
+            .token_cos
+            .missing
+            .push(missing(2, 1, Reason::Diverged));
         assert!(r.holes().is_empty(), "{:?}", r.holes());
         r.boundaries.token_cos.missing[0].reason = Reason::IntervalOverflow;
         assert_eq!(r.holes().len(), 1);
@@ -700,12 +708,10 @@ mod tests {
         // An interval that overflowed, said so, is no hole.
         let mut r = clean.clone();
         r.boundaries.eff_rank.lo[0] = None;
-        r.boundaries.eff_rank.missing.push(Missing {
-            from: 0,
-            to: 0,
-            seeds: 0,
-            reason: Reason::IntervalOverflow,
-        });
+        r.boundaries
+            .eff_rank
+            .missing
+            .push(missing(0, 0, Reason::IntervalOverflow));
         assert!(r.holes().is_empty(), "{:?}", r.holes());
         let h = one(&|r| {
             r.blocks.branch_q.ffn.mean.pop();
@@ -729,12 +735,10 @@ mod tests {
         let h = r.holes();
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h[0].what, "no prediction and no reason");
-        r.boundaries.q.missing.push(Missing {
-            from: 1,
-            to: 1,
-            seeds: 0,
-            reason: Reason::NotPredicted,
-        });
+        r.boundaries
+            .q
+            .missing
+            .push(missing(1, 0, Reason::NotPredicted));
         assert!(r.holes().is_empty());
     }
 
