@@ -498,13 +498,7 @@ pub fn allowance_line(verdicts: &[Verdict]) -> Option<String> {
         .filter(|v| {
             let (lo, hi) = v.interval.unwrap_or_default();
             let b = v.tolerance - (hi - lo) / 2.0;
-            let (m, p) = (v.measured, v.predicted);
-            match v.relation {
-                verdict::Relation::Approx => (m - p).abs() <= b,
-                verdict::Relation::AtMost => m <= p + b,
-                verdict::Relation::AtLeast => m >= p - b,
-                verdict::Relation::Differs => false,
-            }
+            verdict::excess(v.measured, v.relation, v.predicted, b).is_some_and(|e| e <= 0.0)
         })
         .count();
     Some(format!(

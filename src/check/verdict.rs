@@ -293,14 +293,23 @@ fn outcome(m: f64, h: f64, relation: Relation, p: f64, b: f64) -> Outcome {
     }
 }
 
+/// How far `m` lies beyond target `p` widened by the allowance `b`, on the refuting side:
+/// `|m − p| − b` for `≈`, `m − p − b` for `≤`, `p − b − m` for `≥` (`None` for `≠`, which
+/// no measurement refutes). Positive: outside the allowance.
+pub fn excess(m: f64, relation: Relation, p: f64, b: f64) -> Option<f64> {
+    match relation {
+        Relation::Approx => Some((m - p).abs() - b),
+        Relation::AtMost => Some(m - p - b),
+        Relation::AtLeast => Some(p - b - m),
+        Relation::Differs => None,
+    }
+}
+
 /// The `p` of a refutation (module docs): `2k (1 − T_{n−1}(z))` capped at 1, or 0 / 1 for
 /// an exact estimate, or `None` for a half-width of unknown origin.
 fn refutation_p(m: f64, est: &Estimate, relation: Relation, p: f64, b: f64) -> Option<f64> {
-    let excess = match relation {
-        Relation::Approx => (m - p).abs() - b,
-        Relation::AtMost => m - p - b,
-        Relation::AtLeast => p - b - m,
-        Relation::Differs => return Some(1.0),
+    let Some(excess) = excess(m, relation, p, b) else {
+        return Some(1.0);
     };
     let certain = Some(if excess > 0.0 { 0.0 } else { 1.0 });
     let h = match est.half {
