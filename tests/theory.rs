@@ -322,3 +322,96 @@ fn mixture_of_experts_gains_match_simulation_at_two_widths() {
         );
     }
 }
+
+/// Per boundary `l = 1..L−1` of one seed: what the simulation shows (theory.md §2.10).
+struct Radial {
+    x: Vec<ndarray::Array2<f64>>,
+    rows: Vec<Option<spannorm::theory::eta::Measured>>,
+}
+
+impl spannorm::stack::Observer<f64> for Radial {
+    fn boundary(&mut self, _l: usize, x: &ndarray::Array2<f64>) {
+        self.x.push(x.clone());
+        self.rows.push(None);
+    }
+    fn gradient(&mut self, l: usize, dir: &ndarray::Array2<f64>, _log10_norm: f64) {
+        self.rows[l] = Some(spannorm::theory::eta::measure(&self.x[l], dir));
+    }
+}
+
+/// The radial fraction `η` of the gradient at post's and span's block outputs against
+/// `theory::eta::block_output`, at d = 64 and 256 (n = 8, L = 8, zero-query, 16 seeds).
+/// Per seed, the layer mean of `η_measured − η_derived(ρ_l, κ_l)`; its seed mean must lie
+/// within the t interval plus the derivation's `O(1/d)` relative bias (`C_B/d` of the
+/// prediction, one norm: `check::tol`). The rule the theory used before (`η = 0` on trunk
+/// norms) and, for post, the small-`α` form `α²(m_ρ + m_κ − 2 m_ρ m_κ)` fail the same test.
+#[test]
+fn trunk_eta_matches_simulation_at_two_widths() {
+    use spannorm::check::tol::{self, Kind};
+    use spannorm::stack::{self, Memory};
+    use spannorm::theory::eta::block_output;
+    let (depth, n) = (8, 8);
+    for (placement, width) in [("post", 64), ("post", 256), ("span", 64), ("span", 256)] {
+        let c = cfg(placement, |r| {
+            r.width = Some(width);
+            r.tokens = Some(n);
+            r.depth = Some(depth);
+            r.heads = Some(1);
+            r.norm = Some("rmsnorm".parse().unwrap());
+        });
+        let m = c.model();
+        let b = m.scale().alpha(1, depth).powi(2);
+        // Per seed: layer means of (measured, derived, small-α form).
+        let mut per_seed = Vec::new();
+        for seed in 0..SEEDS as u64 {
+            let mut obs = Radial {
+                x: Vec::new(),
+                rows: Vec::new(),
+            };
+            let inputs = stack::inputs::<f64>(m, c.seed(), seed);
+            let weights = |l| stack::block_weights(m, c.seed(), seed, l);
+            stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();
+            let (mut meas, mut der, mut lead) = (0.0, 0.0, 0.0);
+            for row in &obs.rows[1..depth] {
+                let r = row.unwrap();
+                let nf = n as f64;
+                let (mr, mk) = (
+                    (1.0 + (nf - 1.0) * r.rho) / nf,
+                    (1.0 + (nf - 1.0) * r.kappa) / nf,
+                );
+                meas += r.eta;
+                der += block_output(r.rho, r.kappa, n, b);
+                lead += b * (mr + mk - 2.0 * mr * mk);
+            }
+            let k = (depth - 1) as f64;
+            per_seed.push((meas / k, der / k, lead / k));
+        }
+        let judge = |pred: &dyn Fn(&(f64, f64, f64)) -> f64| {
+            let gaps: Vec<f64> = per_seed.iter().map(|s| s.0 - pred(s)).collect();
+            let p = per_seed.iter().map(pred).sum::<f64>() / SEEDS as f64;
+            let mean = gaps.iter().sum::<f64>() / SEEDS as f64;
+            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (SEEDS - 1) as f64;
+            let tol = spannorm::summary::t975(SEEDS) * (var / SEEDS as f64).sqrt()
+                + tol::bias(Kind::Relative, 1.0, width, p);
+            (mean, tol)
+        };
+        let (gap, tol) = judge(&|s| s.1);
+        assert!(
+            gap.abs() <= tol,
+            "{placement} d={width}: η measured − derived = {gap:.5}, tolerance {tol:.5}"
+        );
+        let (gap0, tol0) = judge(&|_| 0.0);
+        assert!(
+            gap0.abs() > tol0,
+            "{placement} d={width}: η = 0 not refuted ({gap0:.5} ≤ {tol0:.5})"
+        );
+        if placement == "post" {
+            let (gl, tl) = judge(&|s| s.2);
+            assert!(
+                gl.abs() > tl,
+                "post d={width}: small-α form not refuted ({gl:.5} ≤ {tl:.5})"
+            );
+        }
+        eprintln!("{placement} d={width}: gap {gap:+.5} (tol {tol:.5}), η=0 gap {gap0:.5} (tol {tol0:.5})");
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod dual;
+pub mod eta;
 pub mod inner;
 pub mod logits;
 pub mod moe;
