@@ -431,5 +431,18 @@ mod tests {
         let a = array![[1.0f64, -2.0], [0.5, 3.0]];
         let b = a.mapv(|v| 3.0 * v);
         assert!((adjacent_cos(&a, &b) - 1.0).abs() < 1e-15);
+        // Token by token: cos 0 and cos 45°, mean (0 + 1/√2)/2.
+        let a = array![[1.0f64, 0.0], [1.0, 0.0]];
+        let b = array![[0.0f64, 1.0], [1.0, 1.0]];
+        let want = 0.5f64.sqrt() / 2.0;
+        assert!((adjacent_cos(&a, &b) - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_zero_matrix_has_no_rank_or_cosine() {
+        // Every token zero: no direction, no singular-value distribution (not rank 1).
+        let m = boundary(&Array2::<f64>::zeros((2, 3)));
+        assert_eq!(m.q, 0.0);
+        assert!(m.token_cos.is_nan() && m.eff_rank.is_nan(), "{m:?}");
     }
 }
