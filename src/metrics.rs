@@ -402,6 +402,25 @@ mod tests {
         assert_eq!(r.record.loss, Some(-0.25));
         Observer::<f64>::loss(&mut r, f64::NAN);
         assert_eq!(r.record.loss, None);
+        // A block's record goes to index l − 1: its adjacent cosine and its probes.
+        let mut r = Recorder::new(2, &[]);
+        let probe = crate::block::Probe {
+            attn_q: Some(0.5),
+            ffn_q: Some(2.0),
+            q_pre_norm: Some(1.25),
+            ..Default::default()
+        };
+        let y = array![[4.0f64, 3.0], [0.0, -2.0]];
+        Observer::<f64>::block(&mut r, 2, &x, &y, probe);
+        // cos((3, 4), (4, 3)) = 24/25; cos((0, 2), (0, −2)) = −1.
+        let adj = r.record.adj_cos[1].unwrap();
+        assert!((adj - (24.0 / 25.0 - 1.0) / 2.0).abs() < 1e-15, "{adj}");
+        assert_eq!(r.record.adj_cos[0], None);
+        assert_eq!(
+            (r.record.branch_q_attn[1], r.record.branch_q_ffn[1]),
+            (Some(0.5), Some(2.0))
+        );
+        assert_eq!(r.record.q_pre_norm[1], Some(1.25));
     }
 
     #[test]
