@@ -421,6 +421,35 @@ mod tests {
             (Some(0.5), Some(2.0))
         );
         assert_eq!(r.record.q_pre_norm[1], Some(1.25));
+        // Gradients at boundary l; weight gradients of block l at l − 1, scale times norm.
+        let names = crate::attention::AttnWeights::<f64>::NAMES;
+        let mut r = Recorder::new(2, &names);
+        Observer::<f64>::gradient(&mut r, 1, &x, -1.5);
+        assert_eq!(r.record.log10_grad[1], Some(-1.5));
+        let m = |v: f64| Array2::from_elem((1, 1), v);
+        let grads = BlockWeights {
+            attn: crate::attention::AttnWeights {
+                w_q: m(10.0),
+                w_k: m(100.0),
+                w_v: m(1.0),
+                w_o: m(0.0),
+            },
+            ffn: None,
+        };
+        Observer::<f64>::param_grads(&mut r, 2, &grads, 2.0);
+        let got: Vec<Option<f64>> = r
+            .record
+            .log10_param_grad
+            .iter()
+            .map(|(_, s)| s[1])
+            .collect();
+        // 10^2 · (10, 100, 1) in log10; a zero gradient has no logarithm.
+        assert_eq!(got, vec![Some(3.0), Some(4.0), Some(2.0), None]);
+        assert!(r
+            .record
+            .log10_param_grad
+            .iter()
+            .all(|(_, s)| s[0].is_none()));
     }
 
     #[test]

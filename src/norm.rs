@@ -155,4 +155,41 @@ mod tests {
         let ms_out = y.iter().map(|v| v * v).sum::<f64>() / 4.0;
         assert!((ms_out - 0.25).abs() <= EPS);
     }
+
+    #[test]
+    fn backward_matches_central_differences() {
+        // ℓ = Σ g ⊙ (gain · N(x)) for a fixed g; central differences in f64 with step h
+        // err by O(h²) ≈ 1e-8 relative to these O(1) derivatives.
+        let x = array![[1.0f64, -2.0, 3.0], [0.5, 0.25, -1.0]];
+        let g = array![[0.3f64, -1.0, 2.0], [1.5, 0.5, -0.25]];
+        for norm in [Norm::Rmsnorm, Norm::Layernorm] {
+            let (_, cache) = forward(norm, x.view(), 1.5);
+            let gx = backward(norm, &cache, g.view());
+            let loss = |x: &Array2<f64>| (forward(norm, x.view(), 1.5).0 * &g).sum();
+            let h = 1e-5;
+            for i in 0..2 {
+                for j in 0..3 {
+                    let (mut up, mut down) = (x.clone(), x.clone());
+                    up[[i, j]] += h;
+                    down[[i, j]] -= h;
+                    let fd = (loss(&up) - loss(&down)) / (2.0 * h);
+                    assert!(
+                        (gx[[i, j]] - fd).abs() < 1e-7,
+                        "{norm:?} [{i},{j}]: {} vs {fd}",
+                        gx[[i, j]]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_of_width_zero_pass_through() {
+        let x = Array2::<f64>::zeros((2, 0));
+        for norm in [Norm::Rmsnorm, Norm::Layernorm] {
+            let (y, cache) = forward(norm, x.view(), 1.0);
+            assert_eq!(y.dim(), (2, 0));
+            assert_eq!(backward(norm, &cache, x.view()).dim(), (2, 0));
+        }
+    }
 }
