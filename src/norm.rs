@@ -184,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn second_moment_is_the_mean_square() {
+        // (1 + 4 + 9 + 16) / 4; an empty matrix has none (0, not NaN).
+        assert_eq!(
+            second_moment(array![[1.0f64, 2.0], [3.0, -4.0]].view()),
+            7.5
+        );
+        assert_eq!(second_moment(Array2::<f32>::zeros((0, 4)).view()), 0.0);
+    }
+
+    #[test]
     fn tokens_of_width_zero_pass_through() {
         let x = Array2::<f64>::zeros((2, 0));
         for norm in [Norm::Rmsnorm, Norm::Layernorm] {

@@ -319,6 +319,10 @@ mod tests {
         let (m, h) = mean_ci(&[big, big]).unwrap();
         assert_eq!(m, big);
         assert_eq!(h, Some(0.0));
+        // Unequal values: the scaled mean is big times the mean of v/big, 3/4 of the larger.
+        let large = f64::MAX / 1.2;
+        let (m, _) = mean_ci(&[large, large / 2.0]).unwrap();
+        assert_eq!(m, 0.75 * large);
         // Two values of opposite sign near the limit: a finite mean, an interval beyond f64.
         let s = Series::summarize(&[vec![Sample::Value(big)], vec![Sample::Value(-big)]]);
         assert_eq!(s.mean, vec![Some(0.0)]);
