@@ -1,5 +1,6 @@
 //! How much of the gradient at a block boundary points along the boundary's own tokens: the
-//! `η` of a trunk norm (analysis/theory.md §2.10), measured with a custom observer.
+//! `η` of a trunk norm (analysis/theory.md §2.10), measured by an observer held to each seed
+//! ([`spannorm::metrics::RadialRecorder`]).
 //!
 //! A norm's Jacobian removes the component of its incoming gradient `g_i` along its output
 //! `y_i`; the fraction of `‖g‖²` it removes is `η/d` with `η = Σᵢ (ŷᵢ·gᵢ)² d / Σᵢ ‖gᵢ‖²`
@@ -18,30 +19,13 @@
 //! Arguments: placement (`post` or `span`), depth, width, tokens, seeds (zero-query attention,
 //! rmsnorm, `f64`). The top boundary's gradient comes from the loss (`η ≈ 1`).
 
-use ndarray::Array2;
 use spannorm::config::SimConfig;
 use spannorm::init::Init;
+use spannorm::metrics::RadialRecorder;
 use spannorm::norm::Norm;
 use spannorm::placement::Placement;
-use spannorm::stack::{self, Memory, Observer};
+use spannorm::stack::{self, Memory};
 use spannorm::theory::eta;
-
-/// Per boundary: the tokens (kept from the forward pass), then what [`eta::measure`] reads.
-#[derive(Default)]
-struct Eta {
-    x: Vec<Array2<f64>>,
-    rows: Vec<Option<eta::Measured>>,
-}
-
-impl Observer<f64> for Eta {
-    fn boundary(&mut self, _l: usize, x: &Array2<f64>) {
-        self.x.push(x.clone());
-        self.rows.push(None);
-    }
-    fn gradient(&mut self, l: usize, dir: &Array2<f64>, _log10_norm: f64) {
-        self.rows[l] = Some(eta::measure(&self.x[l], dir));
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,7 +70,7 @@ fn main() {
     for seed in 0..seeds as u64 {
         let inputs = stack::inputs::<f64>(m, cfg.seed(), seed);
         let weights = |l| stack::block_weights(m, cfg.seed(), seed, l);
-        let mut obs = Eta::default();
+        let mut obs = RadialRecorder::default();
         if let Err(e) = stack::run(m, weights, inputs, &mut obs, Memory::Recompute) {
             eprintln!("seed {seed}: {e:?}");
             std::process::exit(1);

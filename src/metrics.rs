@@ -326,6 +326,63 @@ impl<T: Real> Observer<T> for Recorder {
     }
 }
 
+/// The radial part of the gradient at one boundary (theory.md §2.10): what
+/// [`crate::theory::eta::block_output`] reads and predicts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Radial {
+    /// Mean off-diagonal cosine of the tokens.
+    pub rho: f64,
+    /// Off-diagonal correlation of the gradient, `Σ_{i≠j} gᵢ·gⱼ / ((n − 1) Σᵢ ‖gᵢ‖²)`.
+    pub kappa: f64,
+    /// `η = d Σᵢ (ŷᵢ·gᵢ)² / Σᵢ ‖gᵢ‖²`, with `ŷᵢ` the unit token: the fraction of the
+    /// gradient a norm with output `X` would remove, in units of `1/d`.
+    pub eta: f64,
+}
+
+/// [`Radial`] of boundary `x` (`n × d`, at least two tokens, none zero) and its gradient `g`
+/// (any scale, not zero).
+pub fn radial(x: &Array2<f64>, g: &Array2<f64>) -> Radial {
+    let (n, d) = x.dim();
+    let norms: Vec<f64> = x.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let (mut cos, mut along, mut total) = (0.0, 0.0, 0.0);
+    for (i, (xi, gi)) in x.rows().into_iter().zip(g.rows()).enumerate() {
+        for (j, xj) in x.rows().into_iter().enumerate() {
+            if i != j {
+                cos += xi.dot(&xj) / (norms[i] * norms[j]);
+            }
+        }
+        let c = xi.dot(&gi) / norms[i];
+        along += c * c;
+        total += gi.dot(&gi);
+    }
+    let sum = g.sum_axis(Axis(0));
+    let nf = n as f64;
+    Radial {
+        rho: cos / (nf * (nf - 1.0)),
+        kappa: (sum.dot(&sum) - total) / ((nf - 1.0) * total),
+        eta: d as f64 * along / total,
+    }
+}
+
+/// Records [`radial`] at every boundary of one seed (`f64` runs): the boundaries are kept
+/// from the forward pass until their gradients arrive.
+#[derive(Debug, Default)]
+pub struct RadialRecorder {
+    x: Vec<Array2<f64>>,
+    /// Per boundary `l = 0..=L`; `None` until its gradient has been seen.
+    pub rows: Vec<Option<Radial>>,
+}
+
+impl Observer<f64> for RadialRecorder {
+    fn boundary(&mut self, _l: usize, x: &Array2<f64>) {
+        self.x.push(x.clone());
+        self.rows.push(None);
+    }
+    fn gradient(&mut self, l: usize, dir: &Array2<f64>, _log10_norm: f64) {
+        self.rows[l] = Some(radial(&self.x[l], dir));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +541,23 @@ mod tests {
         let b = array![[0.0f64, 1.0], [1.0, 1.0]];
         let want = 0.5f64.sqrt() / 2.0;
         assert!((adjacent_cos(&a, &b) - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn radial_reads_cosines_and_the_radial_fraction() {
+        // Two orthogonal tokens (ρ = 0); gradients: token 0 along itself, token 1 across.
+        let x = array![[2.0, 0.0], [0.0, 3.0]];
+        let g = array![[1.0, 0.0], [1.0, 0.0]];
+        let m = radial(&x, &g);
+        assert_eq!(m.rho, 0.0);
+        // κ: 2 g₀·g₁ = 2 over (n − 1) Σ‖gᵢ‖² = 2 (equal gradients).
+        assert_eq!(m.kappa, 1.0);
+        // η = d (1² + 0²) / 2 = 1.
+        assert_eq!(m.eta, 1.0);
+        let g = array![[0.0, 1.0], [0.0, -2.0]];
+        let m = radial(&x, &g);
+        // κ = 2 g₀·g₁ / Σ‖gᵢ‖² = −4/5; η = d (0² + 2²)/5.
+        assert_eq!((m.kappa, m.eta), (-0.8, 2.0 * 4.0 / 5.0));
     }
 
     #[test]

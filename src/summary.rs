@@ -111,7 +111,8 @@ pub fn mean_ci(values: &[f64]) -> Option<(f64, Option<f64>)> {
             .iter()
             .map(|v| ((v - mean) / big).powi(2))
             .sum::<f64>();
-        half = t975(k) * big * (scaled / (k - 1) as f64 / k as f64).sqrt();
+        // `big` last: `t · big` alone can overflow where the half-width does not.
+        half = big * (t975(k) * (scaled / (k - 1) as f64 / k as f64).sqrt());
     }
     let fits = half.is_finite() && (mean - half).is_finite() && (mean + half).is_finite();
     Some((mean, fits.then_some(half)))
@@ -323,6 +324,22 @@ mod tests {
         let large = f64::MAX / 1.2;
         let (m, _) = mean_ci(&[large, large / 2.0]).unwrap();
         assert_eq!(m, 0.75 * large);
+        // A variance beyond f64 with an interval inside it: the half-width is that of the
+        // values divided by `large`, times `large`.
+        let v: Vec<f64> = (0..64).map(|i| large * [1.0, 0.9][i % 2]).collect();
+        let (_, h) = mean_ci(&v).unwrap();
+        let unit: Vec<f64> = v.iter().map(|x| x / large).collect();
+        let want = mean_ci(&unit).unwrap().1.unwrap() * large;
+        let h = h.expect("the scaled interval fits");
+        assert!((h / want - 1.0).abs() < 1e-12, "{h} vs {want}");
+        // A finite half-width whose upper (lower) end lies beyond f64: no interval.
+        for sign in [1.0, -1.0] {
+            let v: Vec<f64> = (0..64)
+                .map(|i| if i == 0 { 0.0 } else { sign * f64::MAX })
+                .collect();
+            let (m, h) = mean_ci(&v).unwrap();
+            assert!(m.is_finite() && h.is_none(), "{sign}: {m} {h:?}");
+        }
         // Two values of opposite sign near the limit: a finite mean, an interval beyond f64.
         let s = Series::summarize(&[vec![Sample::Value(big)], vec![Sample::Value(-big)]]);
         assert_eq!(s.mean, vec![Some(0.0)]);
@@ -333,6 +350,22 @@ mod tests {
         let s = Series::summarize(&[vec![Sample::Value(f64::INFINITY)], vec![Sample::Value(1.0)]]);
         assert_eq!(s.n, vec![1]);
         assert_eq!(s.absent_at(0), vec![(Reason::Overflow, 1)]);
+    }
+
+    #[test]
+    fn runs_join_consecutive_entries_of_one_reason_and_count() {
+        let (d, o) = (Reason::Diverged, Reason::Overflow);
+        let at = vec![(4, d, 2), (0, d, 1), (2, o, 1), (1, d, 1), (3, d, 1)];
+        let got: Vec<(usize, usize, usize, Reason)> = runs(at)
+            .iter()
+            .map(|m| (m.from, m.to, m.seeds, m.reason))
+            .collect();
+        // 0–1 join; 3 follows a gap (2 has another reason); 4 has another count. Sorted by
+        // first index.
+        assert_eq!(
+            got,
+            vec![(0, 1, 1, d), (2, 2, 1, o), (3, 3, 1, d), (4, 4, 2, d)]
+        );
     }
 
     #[test]

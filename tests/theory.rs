@@ -323,22 +323,6 @@ fn mixture_of_experts_gains_match_simulation_at_two_widths() {
     }
 }
 
-/// Per boundary `l = 1..L−1` of one seed: what the simulation shows (theory.md §2.10).
-struct Radial {
-    x: Vec<ndarray::Array2<f64>>,
-    rows: Vec<Option<spannorm::theory::eta::Measured>>,
-}
-
-impl spannorm::stack::Observer<f64> for Radial {
-    fn boundary(&mut self, _l: usize, x: &ndarray::Array2<f64>) {
-        self.x.push(x.clone());
-        self.rows.push(None);
-    }
-    fn gradient(&mut self, l: usize, dir: &ndarray::Array2<f64>, _log10_norm: f64) {
-        self.rows[l] = Some(spannorm::theory::eta::measure(&self.x[l], dir));
-    }
-}
-
 /// The radial fraction `η` of the gradient at post's and span's block outputs against
 /// `theory::eta::block_output`, at d = 64 and 256 (n = 8, L = 8, zero-query, 16 seeds).
 /// Per seed, the layer mean of `η_measured − η_derived(ρ_l, κ_l)`; its seed mean must lie
@@ -364,10 +348,7 @@ fn trunk_eta_matches_simulation_at_two_widths() {
         // Per seed: layer means of (measured, derived, small-α form).
         let mut per_seed = Vec::new();
         for seed in 0..SEEDS as u64 {
-            let mut obs = Radial {
-                x: Vec::new(),
-                rows: Vec::new(),
-            };
+            let mut obs = spannorm::metrics::RadialRecorder::default();
             let inputs = stack::inputs::<f64>(m, c.seed(), seed);
             let weights = |l| stack::block_weights(m, c.seed(), seed, l);
             stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();

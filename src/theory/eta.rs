@@ -19,50 +19,12 @@
 //! vanishes when tokens and gradients are both collapsed (`ρ = κ = 1`) and when both are
 //! uncorrelated at large `n`. The gradient at `y` has correlation
 //! `κ = (κ_h + b m_κ)/(1 + b m_κ)`; [`kappa_h`] inverts it, so `η` can be evaluated from the
-//! correlations of the boundary and of its gradient.
+//! correlations of the boundary and of its gradient, which [`crate::metrics::radial`]
+//! measures in a simulation.
 //!
 //! Only bidirectional zero-query attention is covered: the causal mask gives each token its own
 //! prefix mean, and softmax logits are not homogeneous, so there not even `Σᵢ yᵢ·gᵢ = 0`
 //! holds.
-
-use ndarray::Array2;
-
-/// What a simulation shows at one boundary: the quantities [`block_output`] reads and the `η`
-/// it predicts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Measured {
-    /// Mean off-diagonal cosine of the tokens.
-    pub rho: f64,
-    /// Off-diagonal correlation of the gradient, `Σ_{i≠j} gᵢ·gⱼ / ((n − 1) Σᵢ ‖gᵢ‖²)`.
-    pub kappa: f64,
-    /// `d Σᵢ (ŷᵢ·gᵢ)² / Σᵢ ‖gᵢ‖²`, with `ŷᵢ` the unit token.
-    pub eta: f64,
-}
-
-/// `ρ`, `κ` and `η` of boundary `x` (`n × d`, at least two tokens, none zero) and its
-/// gradient `g` (any scale, not zero).
-pub fn measure(x: &Array2<f64>, g: &Array2<f64>) -> Measured {
-    let (n, d) = x.dim();
-    let norms: Vec<f64> = x.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
-    let (mut cos, mut radial, mut total) = (0.0, 0.0, 0.0);
-    for (i, (xi, gi)) in x.rows().into_iter().zip(g.rows()).enumerate() {
-        for (j, xj) in x.rows().into_iter().enumerate() {
-            if i != j {
-                cos += xi.dot(&xj) / (norms[i] * norms[j]);
-            }
-        }
-        let c = xi.dot(&gi) / norms[i];
-        radial += c * c;
-        total += gi.dot(&gi);
-    }
-    let sum = g.sum_axis(ndarray::Axis(0));
-    let nf = n as f64;
-    Measured {
-        rho: cos / (nf * (nf - 1.0)),
-        kappa: (sum.dot(&sum) - total) / ((nf - 1.0) * total),
-        eta: d as f64 * radial / total,
-    }
-}
 
 /// `m = (1 + (n − 1) r)/n`: the mean of an exchangeable `n × n` correlation matrix with
 /// off-diagonal `r`.
@@ -150,23 +112,6 @@ mod tests {
                 "{rho} {kh} {n} {b}: {closed} vs {by_terms}"
             );
         }
-    }
-
-    #[test]
-    fn measure_reads_cosines_and_the_radial_fraction() {
-        // Two orthogonal tokens (ρ = 0); gradients: token 0 along itself, token 1 across.
-        let x = ndarray::array![[2.0, 0.0], [0.0, 3.0]];
-        let g = ndarray::array![[1.0, 0.0], [1.0, 0.0]];
-        let m = measure(&x, &g);
-        assert_eq!(m.rho, 0.0);
-        // κ: 2 g₀·g₁ = 2 over (n − 1) Σ‖gᵢ‖² = 2 (equal gradients).
-        assert_eq!(m.kappa, 1.0);
-        // η = d (1² + 0²) / 2 = 1.
-        assert_eq!(m.eta, 1.0);
-        let g = ndarray::array![[0.0, 1.0], [0.0, -2.0]];
-        let m = measure(&x, &g);
-        // κ = 2 g₀·g₁ / Σ‖gᵢ‖² = −4/5; η = d (0² + 2²)/5.
-        assert_eq!((m.kappa, m.eta), (-0.8, 2.0 * 4.0 / 5.0));
     }
 
     #[test]
