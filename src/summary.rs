@@ -299,7 +299,19 @@ mod tests {
         );
         assert_eq!(s.absent_at(2), vec![(Reason::Diverged, 1)]);
         assert!(s.absent_at(0).is_empty());
-        assert_eq!(s.at(2).missing[0].from, 0);
+        // The one-entry series at index 1: the run cut to its only entry, the values kept.
+        let one = s.at(1);
+        assert_eq!(
+            one.missing,
+            vec![Missing {
+                from: 0,
+                to: 0,
+                seeds: 1,
+                reason: Reason::Diverged
+            }]
+        );
+        assert_eq!((one.mean, one.n), (vec![Some(2.0)], vec![1]));
+        assert!(s.at(0).missing.is_empty());
     }
 
     #[test]
