@@ -76,20 +76,18 @@ fn main() {
             std::process::exit(1);
         }
         for (s, row) in sums.iter_mut().zip(&obs.rows) {
-            let m = row.expect("every boundary has a gradient");
-            let (rho, kappa, eta) = (m.rho, m.kappa, m.eta);
+            let r = row.expect("every boundary has a gradient");
+            let (rho, kappa, eta) = (r.rho, r.kappa, r.eta);
             *s = (s.0 + rho, s.1 + kappa, s.2 + eta, s.3 + eta * eta);
         }
     }
-    let n = tokens as f64;
     let k = seeds as f64;
     println!("{placement} L={depth} d={width} n={tokens}, {seeds} seeds, α² = {alpha2:.5}");
     println!("   l      ρ_l      κ_l    η_l measured (± se)    derived   leading order");
     for (l, &(r, c, e, e2)) in sums.iter().enumerate() {
         let (rho, kappa, measured) = (r / k, c / k, e / k);
         let se = ((e2 / k - measured * measured).max(0.0) / (k - 1.0).max(1.0)).sqrt();
-        let (mr, mk) = ((1.0 + (n - 1.0) * rho) / n, (1.0 + (n - 1.0) * kappa) / n);
-        let lead = alpha2 * (mr + mk - 2.0 * mr * mk);
+        let lead = eta::leading_order(rho, kappa, tokens, alpha2);
         let derived = eta::block_output(rho, kappa, tokens, alpha2);
         println!(
             "{l:4} {rho:8.4} {kappa:8.4} {measured:10.5} ± {se:.5} {derived:10.5} {lead:10.5}"

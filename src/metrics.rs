@@ -343,23 +343,16 @@ pub struct Radial {
 /// (any scale, not zero).
 pub fn radial(x: &Array2<f64>, g: &Array2<f64>) -> Radial {
     let (n, d) = x.dim();
-    let norms: Vec<f64> = x.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
-    let (mut cos, mut along, mut total) = (0.0, 0.0, 0.0);
-    for (i, (xi, gi)) in x.rows().into_iter().zip(g.rows()).enumerate() {
-        for (j, xj) in x.rows().into_iter().enumerate() {
-            if i != j {
-                cos += xi.dot(&xj) / (norms[i] * norms[j]);
-            }
-        }
-        let c = xi.dot(&gi) / norms[i];
+    let (mut along, mut total) = (0.0, 0.0);
+    for (xi, gi) in x.rows().into_iter().zip(g.rows()) {
+        let c = xi.dot(&gi) / xi.dot(&xi).sqrt();
         along += c * c;
         total += gi.dot(&gi);
     }
     let sum = g.sum_axis(Axis(0));
-    let nf = n as f64;
     Radial {
-        rho: cos / (nf * (nf - 1.0)),
-        kappa: (sum.dot(&sum) - total) / ((nf - 1.0) * total),
+        rho: boundary(x).token_cos,
+        kappa: (sum.dot(&sum) - total) / ((n as f64 - 1.0) * total),
         eta: d as f64 * along / total,
     }
 }

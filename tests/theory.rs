@@ -333,7 +333,7 @@ fn mixture_of_experts_gains_match_simulation_at_two_widths() {
 fn trunk_eta_matches_simulation_at_two_widths() {
     use spannorm::check::tol::{self, Kind};
     use spannorm::stack::{self, Memory};
-    use spannorm::theory::eta::block_output;
+    use spannorm::theory::eta::{block_output, leading_order};
     let (depth, n) = (8, 8);
     for (placement, width) in [("post", 64), ("post", 256), ("span", 64), ("span", 256)] {
         let c = cfg(placement, |r| {
@@ -355,14 +355,9 @@ fn trunk_eta_matches_simulation_at_two_widths() {
             let (mut meas, mut der, mut lead) = (0.0, 0.0, 0.0);
             for row in &obs.rows[1..depth] {
                 let r = row.unwrap();
-                let nf = n as f64;
-                let (mr, mk) = (
-                    (1.0 + (nf - 1.0) * r.rho) / nf,
-                    (1.0 + (nf - 1.0) * r.kappa) / nf,
-                );
                 meas += r.eta;
                 der += block_output(r.rho, r.kappa, n, b);
-                lead += b * (mr + mk - 2.0 * mr * mk);
+                lead += leading_order(r.rho, r.kappa, n, b);
             }
             let k = (depth - 1) as f64;
             per_seed.push((meas / k, der / k, lead / k));
