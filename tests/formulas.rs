@@ -10,7 +10,8 @@ use spannorm::lang::Definition;
 use spannorm::placement::{BlockCtx, Placement, FILES};
 use spannorm::simulate::{simulate, Options};
 use spannorm::stack;
-use spannorm::theory::{self, tape::TheoryTape};
+use spannorm::theory;
+use spannorm::theory::tape::{TheoryTape, Trunk};
 use std::sync::Arc;
 
 /// The block formulas as they were written by hand before the block language.
@@ -188,7 +189,12 @@ fn formulas_emit_the_hand_written_operations_bit_for_bit() {
         let k0 = theory::input_kernel(m);
         let gamma = ndarray::Array2::<f64>::eye(m.tokens()) / m.tokens() as f64;
         for l in [1, m.depth() / 4, m.depth() / 4 + 1, m.depth()] {
-            for (trunk, top) in [(false, false), (true, false), (true, true)] {
+            for (trunk, top) in [
+                (Trunk::Independent, false),
+                (Trunk::Orthogonal, false),
+                (Trunk::Mixing { b: 0.5 }, false),
+                (Trunk::Orthogonal, true),
+            ] {
                 let c = m.block_ctx(l.max(1));
                 let (mut t1, i1) = TheoryTape::new(&ctx, k0.clone(), trunk, top);
                 let o1 = m.definition().block(&mut t1, i1, &c);

@@ -391,3 +391,95 @@ fn trunk_eta_matches_simulation_at_two_widths() {
         eprintln!("{placement} d={width}: gap {gap:+.5} (tol {tol:.5}), η=0 gap {gap0:.5} (tol {tol0:.5})");
     }
 }
+
+/// The tape applies §2.10's derived `η` at a trunk-normalized block's output: with
+/// `Trunk::Mixing { b }` a `post` block's input gradient kernel and every weight gradient are
+/// the `η = 0` rule's (`Trunk::Orthogonal`) times `1 − η/d`, `η = block_output(ρ, κ, n, b)` at
+/// the output's token correlation `ρ` and the incoming gradient's `κ` (exact: the rest of the
+/// backward pass is linear in the gradient). And `predict` chooses that rule below
+/// zero-query bidirectional attention only: the causal mask keeps `η = 0` (§2.10 does not
+/// cover it), so its top-to-bottom gradient differs from the bidirectional one by more than
+/// their forward kernels explain.
+#[test]
+fn the_tape_applies_the_derived_eta_at_block_outputs() {
+    use spannorm::theory::eta::block_output;
+    use spannorm::theory::tape::{TheoryTape, Trunk};
+    let (n, d) = (8, 64);
+    let c = cfg("post", |r| {
+        r.width = Some(d);
+        r.tokens = Some(n);
+        r.depth = Some(4);
+        r.heads = Some(1);
+        r.rho0 = Some(0.3);
+    });
+    let m = c.model();
+    let ctx = spannorm::theory::context(m).unwrap();
+    let k0 = spannorm::theory::input_kernel(m);
+    // An incoming gradient with token correlation 0.6.
+    let gamma = ndarray::Array2::from_shape_fn((n, n), |(i, j)| if i == j { 1.0 } else { 0.6 });
+    let corr = |k: &ndarray::Array2<f64>| {
+        let diag = k.diag().sum();
+        (k.sum() - diag) / (n - 1) as f64 / diag
+    };
+    let b = 0.7;
+    let run = |trunk: Trunk| {
+        let (mut t, x) = TheoryTape::new(&ctx, k0.clone(), trunk, false);
+        let out = m.definition().block(&mut t, x, &m.block_ctx(1));
+        let rho = corr(&t.kernel(out));
+        let (g, params) = t.backward(out, gamma.clone());
+        (rho, g, params)
+    };
+    let (rho, g0, p0) = run(Trunk::Orthogonal);
+    let (_, g1, p1) = run(Trunk::Mixing { b });
+    let eta = block_output(rho, 0.6, n, b);
+    assert!(eta > 0.05, "η = {eta} too small to show anything");
+    let want = 1.0 - eta / d as f64;
+    let ratio = g1.diag().sum() / g0.diag().sum();
+    assert!(
+        (ratio - want).abs() < 1e-12,
+        "gradient ratio {ratio} vs 1 − η/d = {want}"
+    );
+    for ((w, a), (_, b)) in p0.iter().zip(&p1) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        if a == 0.0 {
+            // W_q, W_k under zero-query attention: no gradient either way.
+            assert_eq!(b, 0.0, "{w}");
+            continue;
+        }
+        assert!((b / a - want).abs() < 1e-12, "{w}: {} vs {want}", b / a);
+    }
+
+    // The rule `predict` takes per block: derived below zero-query bidirectional attention
+    // (b = α² g_v g_o / w² from the block above), η = 0 under the causal mask or softmax
+    // attention (not derived), η = 1 below a block that is not scale-invariant.
+    let rule = |placement: &str, tweak: &dyn Fn(&mut RawConfig), l: usize| {
+        let c = cfg(placement, |r| {
+            r.depth = Some(4);
+            tweak(r)
+        });
+        let m = c.model();
+        let ctx = spannorm::theory::context(m).unwrap();
+        spannorm::theory::trunk_rule(m, &ctx, l, &m.block_ctx(l + 1))
+    };
+    let none = |_: &mut RawConfig| {};
+    let b_of = |placement: &str, l: usize| match rule(placement, &none, l) {
+        Trunk::Mixing { b } => b,
+        r => panic!("{placement} block {l}: {r:?}, not derived"),
+    };
+    let close = |got: f64, want: f64| (got / want - 1.0).abs() < 1e-12;
+    assert!(close(b_of("post", 1), 1.0));
+    // span at sqrt-depth: α² = 1/(2L).
+    assert!(close(b_of("span", 2), 1.0 / 8.0));
+    // deepnorm: α = 1, w² = (2L)^(1/2), g_v g_o = β⁴ = (8L)^(-1).
+    let b = b_of("deepnorm", 1);
+    assert!(close(b, 1.0 / (32.0 * 8f64.sqrt())), "deepnorm b = {b}");
+    let causal = |r: &mut RawConfig| r.mask = Some("causal".parse().unwrap());
+    assert_eq!(rule("post", &causal, 1), Trunk::Orthogonal);
+    let softmax = |r: &mut RawConfig| r.init = Some("fan-in".parse().unwrap());
+    assert_eq!(rule("post", &softmax, 1), Trunk::Orthogonal);
+    assert_eq!(rule("pre", &none, 1), Trunk::Independent);
+    assert_eq!(rule("b2t", &none, 1), Trunk::Independent);
+    // The top block: its output gradient is the loss's (the tape's top-block flag), its
+    // mid-block norm orthogonal.
+    assert_eq!(rule("post", &none, 4), Trunk::Orthogonal);
+}

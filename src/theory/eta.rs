@@ -61,6 +61,164 @@ pub fn leading_order(rho: f64, kappa: f64, n: usize, b: f64) -> f64 {
     b * (mr + mk - 2.0 * mr * mk)
 }
 
+/// The power `p/w²` that a block's attention adds to its residual before the block's first
+/// norm, in units of `g_v g_o`: `b = g_v g_o · attention_power(…)` in [`block_output`]. Read
+/// off the block's formula by running it on [`Mixing`], so every placement gets it from the
+/// same definition that simulates it: `post` gives `α²`, `span` `α²` (its feed-forward
+/// network acts per token on `x + α A(x)`), `deepnorm` `α²/w²` (and `β⁴` in the gains),
+/// `admin` `α²/ω²`. `None` where the block's first norm does not see `w x + α A(x)` (plus
+/// per-token terms of it): a norm on `x` alone, attention of a mixed value, DyT.
+pub fn attention_power(
+    def: &crate::lang::Definition,
+    c: &crate::placement::BlockCtx,
+) -> Option<f64> {
+    let mut t = Mixing::default();
+    let x = t.push(Val::Lin { w: 1.0, p: 0.0 });
+    def.block(&mut t, x, c);
+    t.first_norm.flatten()
+}
+
+/// A value of a block, as far as [`attention_power`] follows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Val {
+    /// `w x + √p · x̄ W` (zero-query attention of `x` with power `p` per unit `g_v g_o`).
+    Lin { w: f64, p: f64 },
+    /// A sum of the `Lin` value at node `of` and per-token homogeneous maps of it.
+    PerToken { of: usize },
+    /// Anything else.
+    Other,
+}
+
+/// [`crate::block::BlockOps`] on [`Val`]s: records the power ratio at the first norm.
+#[derive(Default)]
+struct Mixing {
+    vals: Vec<Val>,
+    /// `None` before the first norm; then its `p/w²`, or `None` if it does not apply.
+    first_norm: Option<Option<f64>>,
+}
+
+impl Mixing {
+    fn push(&mut self, v: Val) -> usize {
+        self.vals.push(v);
+        self.vals.len() - 1
+    }
+
+    /// The node a per-token map of `x` is a map of.
+    fn base(&self, x: usize) -> Option<usize> {
+        match self.vals[x] {
+            Val::Lin { .. } => Some(x),
+            Val::PerToken { of } => Some(of),
+            Val::Other => None,
+        }
+    }
+
+    fn normalize(&mut self, x: usize) -> usize {
+        if self.first_norm.is_none() {
+            let ratio = self.base(x).and_then(|b| match self.vals[b] {
+                Val::Lin { w, p } if p > 0.0 && w != 0.0 => Some(p / (w * w)),
+                _ => None,
+            });
+            self.first_norm = Some(ratio);
+        }
+        self.push(Val::Other)
+    }
+
+    fn per_token(&mut self, x: usize) -> usize {
+        let v = match self.base(x) {
+            Some(of) => Val::PerToken { of },
+            None => Val::Other,
+        };
+        self.push(v)
+    }
+}
+
+impl crate::block::BlockOps for Mixing {
+    type Node = usize;
+
+    fn norm_gain(&mut self, x: usize, _gain: f64) -> usize {
+        self.normalize(x)
+    }
+
+    fn closing_norm(&mut self, x: usize) -> usize {
+        self.normalize(x)
+    }
+
+    fn norm_as(&mut self, x: usize, kind: crate::normop::NormKind, _gain: f64) -> usize {
+        if kind == crate::normop::NormKind::Dyt {
+            // Not scale-invariant: the derivation does not apply.
+            self.first_norm.get_or_insert(None);
+            return self.push(Val::Other);
+        }
+        self.normalize(x)
+    }
+
+    fn probe_pre_norm(&mut self, _x: usize) {}
+
+    fn attn(&mut self, x: usize) -> usize {
+        let v = match self.vals[x] {
+            Val::Lin { w, p: 0.0 } => Val::Lin { w: 0.0, p: w * w },
+            _ => Val::Other,
+        };
+        self.push(v)
+    }
+
+    fn ffn(&mut self, x: usize) -> usize {
+        self.per_token(x)
+    }
+
+    fn scale(&mut self, c: f64, x: usize) -> usize {
+        let v = match self.vals[x] {
+            Val::Lin { w, p } => Val::Lin {
+                w: c * w,
+                p: c * c * p,
+            },
+            v => v,
+        };
+        self.push(v)
+    }
+
+    fn add(&mut self, xs: &[usize]) -> usize {
+        // `Lin` terms add (at most one carrying attention: two would be correlated); per-token
+        // maps of one `Lin` node absorb that node.
+        let lins: Vec<(f64, f64)> = xs
+            .iter()
+            .filter_map(|&x| match self.vals[x] {
+                Val::Lin { w, p } => Some((w, p)),
+                _ => None,
+            })
+            .collect();
+        let bases: Vec<usize> = xs
+            .iter()
+            .filter_map(|&x| match self.vals[x] {
+                Val::PerToken { of } => Some(of),
+                _ => None,
+            })
+            .collect();
+        let v = if xs.iter().any(|&x| self.vals[x] == Val::Other) {
+            Val::Other
+        } else if bases.is_empty() {
+            if lins.iter().filter(|l| l.1 > 0.0).count() > 1 {
+                Val::Other
+            } else {
+                Val::Lin {
+                    w: lins.iter().map(|l| l.0).sum(),
+                    p: lins.iter().map(|l| l.1).sum(),
+                }
+            }
+        } else if bases.iter().all(|&b| b == bases[0])
+            && xs
+                .iter()
+                .filter(|&&x| matches!(self.vals[x], Val::Lin { .. }))
+                .all(|&x| x == bases[0])
+        {
+            Val::PerToken { of: bases[0] }
+        } else {
+            Val::Other
+        };
+        self.push(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +297,55 @@ mod tests {
         // Uncorrelated tokens and gradients: η → 0 like 1/n.
         let big = block_output(0.0, 0.0, 4096, 1.0);
         assert!(big > 0.0 && big < 2.0 / 4096.0, "{big}");
+    }
+
+    #[test]
+    fn attention_power_is_read_off_the_formulas() {
+        use crate::lang::Definition;
+        use crate::placement::BlockCtx;
+        let c = BlockCtx {
+            l: 3,
+            depth: 8,
+            alpha: 0.5,
+            inner_norm: false,
+            width: 64,
+            tokens: 8,
+            omega: [2.0, 3.0],
+        };
+        let power = |block: &str| {
+            let def = Definition::from_formulas(block, None).unwrap();
+            attention_power(&def, &c)
+        };
+        // post, span, deepnorm (residual weight 2), admin (ω_attn = 2): α²/w².
+        assert_eq!(
+            power("h = norm(x + a*attn(x)); y = norm(h + a*ffn(h))"),
+            Some(0.25)
+        );
+        assert_eq!(
+            power("h = x + a*attn(x); o = h + a*ffn(h); y = norm(o)"),
+            Some(0.25)
+        );
+        assert_eq!(
+            power("w = 2; h = norm(w*x + a*attn(x)); y = norm(w*h + a*ffn(h))"),
+            Some(0.0625)
+        );
+        assert_eq!(
+            power("h = norm(omega_attn*x + a*attn(x)); y = norm(omega_ffn*h + a*ffn(h))"),
+            Some(0.0625)
+        );
+        // A scaled branch: (2α)² of the attention.
+        assert_eq!(power("y = norm(x + 2*a*attn(x))"), Some(1.0));
+        // Not of the derived form: a norm on x alone (pre, span's inner-norm variant),
+        // attention twice (correlated terms), a per-token term of x beside the attention
+        // (the residual's power is no longer x's), DyT.
+        for block in [
+            "h = x + a*attn(norm(x)); y = h + a*ffn(norm(h))",
+            "h = x + a*attn(x); y = norm(h + a*attn(h))",
+            "y = norm(x + a*attn(x) + a*attn(x))",
+            "y = norm(x + a*ffn(x) + a*attn(x))",
+            "y = dyt(x + a*attn(x))",
+        ] {
+            assert_eq!(power(block), None, "{block}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use crate::init::{weight_std, Init};
 use crate::loss::{self, Loss};
 use crate::metrics::from_gram;
 use crate::norm::{Norm, EPS};
+use crate::placement::BlockCtx;
 use crate::result::{Blocks, Boundaries, BranchQ, RunResult, Source};
 use crate::summary::{Reason, Series};
 use crate::weight::WeightName;
@@ -30,6 +31,7 @@ use ndarray::Array2;
 pub use perturb::{Ingredient, Perturb};
 use std::collections::BTreeMap;
 pub use tape::Ctx;
+pub use tape::Trunk;
 use tape::{exchangeable, TheoryTape};
 
 /// Why a prediction is not available for a configuration.
@@ -221,6 +223,30 @@ fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
         || m.def.program(&m.block_ctx(above)).scale_invariant()
 }
 
+/// The trunk rule of block `l` ([`Trunk`]) below the block of context `above`: orthogonal
+/// trunk gradients where [`trunk_normalized`], with the derived `η` at the block output where
+/// the block above mixes tokens through zero-query bidirectional attention whose power its
+/// formula gives (theory.md §2.10; not for a declared rule, nor the top block). `above` is
+/// block `l + 1`'s context as the prediction profiles it (Admin's `ω`).
+pub fn trunk_rule(m: &ModelConfig, ctx: &Ctx, l: usize, above: &BlockCtx) -> Trunk {
+    if !trunk_normalized(m, l) {
+        return Trunk::Independent;
+    }
+    let derived = ctx.zero_query
+        && ctx.exchangeable
+        && l < m.depth
+        && !m.def.declares_orthogonal_trunk_gradients();
+    match derived
+        .then(|| eta::attention_power(&m.def, above))
+        .flatten()
+    {
+        Some(p) => Trunk::Mixing {
+            b: p * ctx.g_v * ctx.g_o,
+        },
+        None => Trunk::Orthogonal,
+    }
+}
+
 /// `K_0 = ρ0 11ᵀ + (1 − ρ0) I`.
 pub fn input_kernel(m: &ModelConfig) -> Array2<f64> {
     let n = m.tokens;
@@ -327,14 +353,14 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             let mut c = m.block_ctx(l);
             c.omega = [wa, wa];
             let (mut t, x) =
-                TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
+                TheoryTape::new(&ctx, ks[l - 1].clone(), Trunk::Orthogonal, l == depth);
             t.set_input_gaussian(gaussian[l - 1]);
             m.def.block(&mut t, x, &c);
             let qa = t.probe().attn_q.unwrap_or(0.0);
             omegas.push([wa, (1.0 + omega_sum + qa).sqrt()]);
         }
-        let (mut t, x) =
-            TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
+        // The forward pass does not read the trunk rule; the backward pass below sets it.
+        let (mut t, x) = TheoryTape::new(&ctx, ks[l - 1].clone(), Trunk::Orthogonal, l == depth);
         t.set_input_gaussian(gaussian[l - 1]);
         let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
         gaussian[l] = t.is_gaussian(out);
@@ -429,7 +455,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             })
         } else {
             // Any other final map: its formula on a tape, as the top of the stack.
-            let (mut t, x) = TheoryTape::new(&ctx, ks[depth].clone(), false, true);
+            let (mut t, x) = TheoryTape::new(&ctx, ks[depth].clone(), Trunk::Independent, true);
             t.set_input_gaussian(gaussian[depth]);
             let out = fin.run(&mut t, x, &crate::stack::final_env(m));
             if let Some(e) = t.error() {
@@ -455,8 +481,9 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         };
         let mut scale = renormalize(&mut gamma, depth)?;
         for l in (1..=depth).rev() {
-            let (mut t, x) =
-                TheoryTape::new(&ctx, ks[l - 1].clone(), trunk_normalized(m, l), l == depth);
+            let above = block_ctx((l + 1).min(depth), &omegas);
+            let trunk = trunk_rule(m, &ctx, l, &above);
+            let (mut t, x) = TheoryTape::new(&ctx, ks[l - 1].clone(), trunk, l == depth);
             t.set_input_gaussian(gaussian[l - 1]);
             let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
             let (gin, params) = t.backward(out, gamma);

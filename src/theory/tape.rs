@@ -243,6 +243,37 @@ fn gate_kernels(k: &Array2<f64>, g_r: f64, routing: &Routing) -> (Array2<f64>, A
 /// has no prediction (or the gradient is exactly zero).
 pub type ParamGrads = Vec<(WeightName, Option<f64>)>;
 
+/// How the gradient at a block's trunk norms relates to their outputs (theory.md §2.2,
+/// §2.10), which sets the fraction `η/d` a norm's Jacobian removes from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trunk {
+    /// Independent of the output (`η = 1`): the block above is not scale-invariant in this
+    /// block's output.
+    Independent,
+    /// Orthogonal to every token (`η = 0`): the block above is scale-invariant and either
+    /// acts per token or mixes tokens in a way §2.10 does not derive (softmax, the causal
+    /// mask); there `η = 0` is the Euler identity's global form read per token.
+    Orthogonal,
+    /// The block above mixes tokens through zero-query bidirectional attention of power `b`
+    /// relative to its residual ([`super::eta::attention_power`] times `g_v g_o`): the block
+    /// output's `η` is [`super::eta::block_output`] of the boundary's token correlation and
+    /// its gradient's; norms inside the block keep `η = 0`.
+    Mixing {
+        /// The next block's attention power relative to its residual.
+        b: f64,
+    },
+}
+
+/// The mean off-diagonal entry of `k` over its mean diagonal entry (0 for one token).
+fn correlation(k: &Array2<f64>) -> f64 {
+    let n = k.nrows();
+    if n < 2 {
+        return 0.0;
+    }
+    let diag = k.diag().sum();
+    (k.sum() - diag) / (n - 1) as f64 / diag
+}
+
 /// One block's mean-field forward pass, recorded for its backward pass.
 pub struct TheoryTape<'c> {
     pub(super) ctx: &'c Ctx,
@@ -253,8 +284,8 @@ pub struct TheoryTape<'c> {
     nodes: Vec<Sig>,
     ops: Vec<(TOp, usize)>,
     probe: Probe,
-    /// Whether trunk norms see gradients orthogonal to their input (§2.2, `η = 0`).
-    trunk_normalized: bool,
+    /// How the gradients at the trunk norms relate to their outputs (§2.2, §2.10).
+    trunk: Trunk,
     /// The last block, whose output gradient is the independent loss projection.
     top_block: bool,
     error: Option<TheoryError>,
@@ -262,12 +293,7 @@ pub struct TheoryTape<'c> {
 
 impl<'c> TheoryTape<'c> {
     /// A tape whose node 0 is the block input with kernel `k_in`.
-    pub fn new(
-        ctx: &'c Ctx,
-        k_in: Array2<f64>,
-        trunk_normalized: bool,
-        top_block: bool,
-    ) -> (Self, usize) {
+    pub fn new(ctx: &'c Ctx, k_in: Array2<f64>, trunk: Trunk, top_block: bool) -> (Self, usize) {
         let n = ctx.n;
         let tape = TheoryTape {
             ctx,
@@ -276,7 +302,7 @@ impl<'c> TheoryTape<'c> {
             nodes: vec![Sig::unit(0, n)],
             ops: Vec::new(),
             probe: Probe::default(),
-            trunk_normalized,
+            trunk,
             top_block,
             error: None,
         };
@@ -415,19 +441,30 @@ impl<'c> TheoryTape<'c> {
             let Some(g) = grads[*o].take() else { continue };
             match op {
                 TOp::Norm { x, coef } => {
-                    // The norm's Jacobian removes the gradient's component along its output:
-                    // a fraction 1/d of an independent gradient (η = 1), nothing of one that
-                    // is already orthogonal (η = 0: trunk norms of trunk-normalized stacks,
-                    // below the top, by scale invariance; theory.md §2.2).
+                    // The norm's Jacobian removes the gradient's component along its output,
+                    // a fraction η/d (theory.md §2.2): η = 1 for a gradient independent of the
+                    // output (into a sublayer; below a block that is not scale-invariant; the
+                    // top block's output), η = 0 for one orthogonal to every token (trunk
+                    // norms inside a trunk-normalized block), and at such a block's output
+                    // below zero-query attention the derived η of §2.10.
                     let block_output = consumers[*o].is_empty();
                     let into_sublayers = !block_output
                         && consumers[*o]
                             .iter()
                             .all(|&j| matches!(self.ops[j].0, TOp::Attn { .. } | TOp::Ffn { .. }));
-                    let independent = into_sublayers
-                        || !self.trunk_normalized
-                        || (block_output && self.top_block);
-                    let eta = c.perturb.eta(if independent { 1.0 } else { 0.0 });
+                    let eta = if into_sublayers
+                        || self.trunk == Trunk::Independent
+                        || (block_output && self.top_block)
+                    {
+                        1.0
+                    } else if let (true, Trunk::Mixing { b }) = (block_output, self.trunk) {
+                        let rho = correlation(&self.kernel(*o));
+                        let kappa = correlation(&g.kernel(&gsrc));
+                        super::eta::block_output(rho, kappa, n, b)
+                    } else {
+                        0.0
+                    };
+                    let eta = c.perturb.eta(eta);
                     let f = (1.0 - eta / c.d as f64).sqrt();
                     add_grad(&mut grads, *x, g.scaled(&(coef * f)));
                 }
