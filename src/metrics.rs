@@ -337,23 +337,36 @@ pub struct Radial {
     /// `η = d Σᵢ (ŷᵢ·gᵢ)² / Σᵢ ‖gᵢ‖²`, with `ŷᵢ` the unit token: the fraction of the
     /// gradient a norm with output `X` would remove, in units of `1/d`.
     pub eta: f64,
+    /// `μ = Σᵢ (1·gᵢ)² / Σᵢ ‖gᵢ‖²`: the gradient's second moment along the feature mean, in
+    /// units of an isotropic gradient's (`1/d` of it); what a layernorm's Jacobian removes
+    /// (theory.md §2.2, [`crate::theory::mean_fractions`]).
+    pub mu: f64,
+    /// `μ_x = Σᵢ (1·xᵢ)² / Σᵢ ‖xᵢ‖²`: the same for the boundary itself, which sets a
+    /// layernorm's `s² = q (1 − μ_x/d)`.
+    pub mu_x: f64,
 }
 
 /// [`Radial`] of boundary `x` (`n × d`, at least two tokens, none zero) and its gradient `g`
 /// (any scale, not zero).
 pub fn radial(x: &Array2<f64>, g: &Array2<f64>) -> Radial {
     let (n, d) = x.dim();
-    let (mut along, mut total) = (0.0, 0.0);
+    let (mut along, mut total, mut mean) = (0.0, 0.0, 0.0);
+    let (mut x_total, mut x_mean) = (0.0, 0.0);
     for (xi, gi) in x.rows().into_iter().zip(g.rows()) {
         let c = xi.dot(&gi) / xi.dot(&xi).sqrt();
         along += c * c;
         total += gi.dot(&gi);
+        mean += gi.sum().powi(2);
+        x_total += xi.dot(&xi);
+        x_mean += xi.sum().powi(2);
     }
     let sum = g.sum_axis(Axis(0));
     Radial {
         rho: boundary(x).token_cos,
         kappa: (sum.dot(&sum) - total) / ((n as f64 - 1.0) * total),
         eta: d as f64 * along / total,
+        mu: mean / total,
+        mu_x: x_mean / x_total,
     }
 }
 
@@ -551,6 +564,15 @@ mod tests {
         let m = radial(&x, &g);
         // κ = 2 g₀·g₁ / Σ‖gᵢ‖² = −4/5; η = d (0² + 2²)/5.
         assert_eq!((m.kappa, m.eta), (-0.8, 2.0 * 4.0 / 5.0));
+        // μ = Σᵢ (1·gᵢ)² / Σ‖gᵢ‖² = (1 + 4)/5 = 1 here; a centred gradient has none.
+        assert_eq!(m.mu, 1.0);
+        let g = array![[1.0, -1.0], [2.0, 0.0]];
+        assert_eq!(radial(&x, &g).mu, 4.0 / 6.0);
+        assert_eq!(radial(&x, &array![[1.0, -1.0], [-3.0, 3.0]]).mu, 0.0);
+        // μ_x of the tokens (2, 0), (0, 3): (4 + 9)/13 = 1; of a centred boundary, 0.
+        assert_eq!(m.mu_x, 1.0);
+        let centred = array![[1.0, -1.0], [2.0, -2.0]];
+        assert_eq!(radial(&centred, &g).mu_x, 0.0);
     }
 
     #[test]

@@ -154,12 +154,8 @@ impl Series {
                     Sample::Missing(r) => bump(&mut why, r),
                 }
             }
+            // `None` only without values: the mean of finite values always fits.
             let (mean, lo, hi) = match mean_ci(&vals) {
-                None if !vals.is_empty() => {
-                    bump_by(&mut why, Reason::Overflow, vals.len());
-                    vals.clear();
-                    (None, None, None)
-                }
                 None => (None, None, None),
                 Some((m, None)) => {
                     if vals.len() >= 2 {
@@ -312,6 +308,35 @@ mod tests {
         );
         assert_eq!((one.mean, one.n), (vec![Some(2.0)], vec![1]));
         assert!(s.at(0).missing.is_empty());
+        assert!(!s.is_empty() && Series::default().is_empty());
+    }
+
+    #[test]
+    fn each_reason_is_counted_on_its_own() {
+        // One entry: two seeds diverged, one vanished, one overflowed, one value.
+        let seeds = [
+            vec![Sample::Missing(Reason::Diverged)],
+            vec![Sample::Missing(Reason::Vanished)],
+            vec![Sample::Missing(Reason::Diverged)],
+            vec![Sample::Value(f64::NAN)],
+            vec![Sample::Value(4.0)],
+        ];
+        let s = Series::summarize(&seeds);
+        assert_eq!((s.mean[0], s.n[0]), (Some(4.0), 1));
+        let mut why = s.absent_at(0);
+        why.sort();
+        let want = [
+            (Reason::Diverged, 2),
+            (Reason::Vanished, 1),
+            (Reason::Overflow, 1),
+        ];
+        assert_eq!(why, want);
+        // Every seed missing: no value, and only the reasons that occurred.
+        let s = Series::summarize(&seeds[..3]);
+        assert_eq!((s.mean[0], s.n[0], s.lo[0]), (None, 0, None));
+        let mut why = s.absent_at(0);
+        why.sort();
+        assert_eq!(why, [(Reason::Diverged, 2), (Reason::Vanished, 1)]);
     }
 
     #[test]

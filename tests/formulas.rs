@@ -202,9 +202,14 @@ fn formulas_emit_the_hand_written_operations_bit_for_bit() {
                 let o2 = reference::block(p, &mut t2, i2, &c);
                 assert_eq!(bits(&t1.kernel(o1)), bits(&t2.kernel(o2)), "{p} theory {l}");
                 assert_eq!(t1.probe(), t2.probe(), "{p} theory {l}");
-                let (g1, p1) = t1.backward(o1, gamma.clone());
-                let (g2, p2) = t2.backward(o2, gamma.clone());
+                let (g1, p1, mu1) = t1.backward(o1, gamma.clone(), 0.5);
+                let (g2, p2, mu2) = t2.backward(o2, gamma.clone(), 0.5);
                 assert_eq!(bits(&g1), bits(&g2), "{p} theory {l}: gradient");
+                assert_eq!(
+                    mu1.to_bits(),
+                    mu2.to_bits(),
+                    "{p} theory {l}: mean fraction"
+                );
                 let pb = |v: Vec<(spannorm::weight::WeightName, Option<f64>)>| {
                     v.into_iter()
                         .map(|(n, x)| (n, x.map(f64::to_bits)))

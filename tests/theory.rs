@@ -426,7 +426,7 @@ fn the_tape_applies_the_derived_eta_at_block_outputs() {
         let (mut t, x) = TheoryTape::new(&ctx, k0.clone(), trunk, false);
         let out = m.definition().block(&mut t, x, &m.block_ctx(1));
         let rho = corr(&t.kernel(out));
-        let (g, params) = t.backward(out, gamma.clone());
+        let (g, params, _) = t.backward(out, gamma.clone(), 1.0);
         (rho, g, params)
     };
     let (rho, g0, p0) = run(Trunk::Orthogonal);
@@ -482,4 +482,74 @@ fn the_tape_applies_the_derived_eta_at_block_outputs() {
     // The top block: its output gradient is the loss's (the tape's top-block flag), its
     // mid-block norm orthogonal.
     assert_eq!(rule("post", &none, 4), Trunk::Orthogonal);
+}
+
+/// The gradient's mean fraction `μ_l` (theory.md §2.2: its second moment along the feature
+/// mean, in units of an isotropic gradient's; a layernorm's Jacobian removes `μ/d`) against
+/// `theory::gradient_mean_fraction`, layernorm, at d = 64 and 256 (n = 8, L = 8, zero-query,
+/// 64 seeds). Per seed, the mean over boundaries of `μ_measured − μ_predicted`; its seed
+/// mean must lie within the t interval plus the `O(1/d)` relative bias of one norm
+/// (`check::tol`) and 1e-12 of rounding. `pre` has `μ = 0` exactly (every path to a boundary
+/// passes a layernorm's backward pass); for `post` and `span` the rules "isotropic" (`μ = 1`,
+/// what the tape assumed before) and "centred" (`μ = 0`) fail the same test.
+#[test]
+fn gradient_mean_fraction_matches_simulation_at_two_widths() {
+    use spannorm::check::tol::{self, Kind};
+    use spannorm::stack::{self, Memory};
+    // μ of one token is one squared projection of its gradient: noisy, so 64 seeds.
+    let (depth, n, seeds) = (8, 8, 64);
+    for placement in ["post", "span", "pre"] {
+        for width in [64, 256] {
+            let c = cfg(placement, |r| {
+                r.width = Some(width);
+                r.tokens = Some(n);
+                r.depth = Some(depth);
+                r.heads = Some(2);
+            });
+            let m = c.model();
+            let pred = spannorm::theory::mean_fractions(&c).unwrap();
+            let layer_mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let grad_pred: Vec<f64> = pred.gradient.iter().map(|m| m.unwrap()).collect();
+            let (pred_g, pred_x) = (layer_mean(&grad_pred), layer_mean(&pred.value));
+            let mut per_seed = Vec::new();
+            for seed in 0..seeds as u64 {
+                let mut obs = spannorm::metrics::RadialRecorder::default();
+                let inputs = stack::inputs::<f64>(m, c.seed(), seed);
+                let weights = |l| stack::block_weights(m, c.seed(), seed, l);
+                stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();
+                let rows: Vec<_> = obs.rows.iter().map(|r| r.unwrap()).collect();
+                let mu: f64 = rows.iter().map(|r| r.mu).sum();
+                let mu_x: f64 = rows.iter().map(|r| r.mu_x).sum();
+                per_seed.push((mu / (depth + 1) as f64, mu_x / (depth + 1) as f64));
+            }
+            let judge = |p: f64, which: fn(&(f64, f64)) -> f64| {
+                let gaps: Vec<f64> = per_seed.iter().map(|s| which(s) - p).collect();
+                let k = seeds as f64;
+                let mean = gaps.iter().sum::<f64>() / k;
+                let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (k - 1.0);
+                let tol = spannorm::summary::t975(seeds) * (var / k).sqrt()
+                    + tol::bias(Kind::Relative, 1.0, width, p)
+                    + 1e-12;
+                (mean, tol)
+            };
+            type Pick = fn(&(f64, f64)) -> f64;
+            let (grad, value): (Pick, Pick) = (|s| s.0, |s| s.1);
+            for (what, p, which) in [("μ", pred_g, grad), ("μ_x", pred_x, value)] {
+                let (gap, tol) = judge(p, which);
+                eprintln!(
+                    "{placement} d={width}: {what} predicted {p:.4}, gap {gap:+.5} (tol {tol:.5})"
+                );
+                assert!(
+                    gap.abs() <= tol,
+                    "{placement} d={width}: {what} measured − predicted = {gap:.5}, tolerance {tol:.5}"
+                );
+            }
+            if placement != "pre" {
+                for rule in [0.0, 1.0] {
+                    let (g, t) = judge(rule, grad);
+                    assert!(g.abs() > t, "{placement} d={width}: μ = {rule} not refuted");
+                }
+            }
+        }
+    }
 }

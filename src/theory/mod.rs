@@ -280,6 +280,31 @@ pub fn predict_memo(cfg: &SimConfig) -> Result<RunResult, TheoryError> {
 /// [`predict`] with the map constants changed by `tweak` first: used to prove that a check
 /// fails when a gain is wrong.
 pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResult, TheoryError> {
+    predict_all(cfg, tweak).map(|(r, _)| r)
+}
+
+/// The predicted feature-mean fractions at every boundary `l = 0..=L` (theory.md §2.2: a
+/// second moment along the feature mean in units of an isotropic vector's), what
+/// [`crate::metrics::Radial`] measures as `mu_x` and `mu`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeanFractions {
+    /// `μ_x` of the boundary: 1 for the Gaussian input, 0 after a layernorm.
+    pub value: Vec<f64>,
+    /// `μ` of its gradient; `None` where the prediction has no gradient (the signal
+    /// vanished).
+    pub gradient: Vec<Option<f64>>,
+}
+
+/// [`MeanFractions`] of `cfg`'s prediction.
+pub fn mean_fractions(cfg: &SimConfig) -> Result<MeanFractions, TheoryError> {
+    predict_all(cfg, &|_| {}).map(|(_, mu)| mu)
+}
+
+/// [`predict_with`] and [`mean_fractions`].
+fn predict_all(
+    cfg: &SimConfig,
+    tweak: &dyn Fn(&mut Ctx),
+) -> Result<(RunResult, MeanFractions), TheoryError> {
     let m = &cfg.model;
     if m.moe.is_some() && m.mask == Mask::Causal {
         return Err(unsupported(
@@ -335,6 +360,9 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     let mut vanished = None;
     // Whether each boundary is Gaussian (a DyT residual added to the stream is not).
     let mut gaussian = vec![true; depth + 1];
+    // The feature-mean fraction of each boundary (theory.md §2.2): the Gaussian input is
+    // isotropic.
+    let mut mean_fraction = vec![1.0; depth + 1];
     // Admin's ω from the recursion, as the simulation profiles them (stack.rs): block l's
     // ω_attn² = 1 + S, ω_ffn² = 1 + S + q_A, S the predicted branch second moments below.
     let uses_omega = m.def.uses_omega();
@@ -355,6 +383,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             let (mut t, x) =
                 TheoryTape::new(&ctx, ks[l - 1].clone(), Trunk::Orthogonal, l == depth);
             t.set_input_gaussian(gaussian[l - 1]);
+            t.set_input_mean_fraction(mean_fraction[l - 1]);
             m.def.block(&mut t, x, &c);
             let qa = t.probe().attn_q.unwrap_or(0.0);
             omegas.push([wa, (1.0 + omega_sum + qa).sqrt()]);
@@ -362,8 +391,10 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         // The forward pass does not read the trunk rule; the backward pass below sets it.
         let (mut t, x) = TheoryTape::new(&ctx, ks[l - 1].clone(), Trunk::Orthogonal, l == depth);
         t.set_input_gaussian(gaussian[l - 1]);
+        t.set_input_mean_fraction(mean_fraction[l - 1]);
         let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
         gaussian[l] = t.is_gaussian(out);
+        mean_fraction[l] = t.mean_fraction(out);
         if uses_omega {
             let p = t.probe();
             omega_sum += p.attn_q.unwrap_or(0.0) + p.ffn_q.unwrap_or(0.0);
@@ -407,6 +438,8 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
     // Backward, with Γ kept at unit trace and its scale in log10 (as the engine does).
     let names = m.weight_names();
     let mut log10_grad = vec![None; depth + 1];
+    // The gradient's mean fraction μ at each boundary (theory.md §2.2).
+    let mut mus: Vec<Option<f64>> = vec![None; depth + 1];
     // `Some(None)`: a weight whose gradient is exactly zero; `None`: no prediction.
     let mut log10_param: Vec<Vec<Option<Option<f64>>>> = vec![vec![None; depth]; names.len()];
     if vanished.is_none() {
@@ -435,6 +468,9 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                 }
             }
         };
+        // The loss gradient at the stack output is isotropic: μ = 1, below a final map what
+        // its backward pass leaves.
+        let mut mu_top = 1.0;
         let mut gamma = if fin.is_identity() {
             top_for(&|| ks[depth].clone())?
         } else if fin.is_plain_norm() {
@@ -443,7 +479,18 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
                 Norm::Layernorm => 1.0 - 1.0 / m.width as f64,
                 Norm::Rmsnorm => 1.0,
             };
-            let proj = 1.0 - 1.0 / m.width as f64;
+            // The norm's Jacobian removes 1/d of the isotropic loss gradient along its output
+            // (η = 1); layernorm removes another 1/d along the feature mean (μ = 1) and
+            // divides by s² = q (1 − μ_x/d), μ_x the stack output's mean fraction, and leaves
+            // the gradient centred (μ = 0; theory.md §2.2).
+            let w = m.width as f64;
+            let proj = match m.norm {
+                Norm::Layernorm => {
+                    mu_top = 0.0;
+                    (1.0 - 2.0 / w) / (1.0 - mean_fraction[depth] / w)
+                }
+                Norm::Rmsnorm => 1.0 - 1.0 / w,
+            };
             let coef = |i: usize| f.sqrt() / (f * kl[[i, i]] + EPS).sqrt();
             let top = top_for(&|| {
                 Array2::from_shape_fn((n, n), |(i, j)| coef(i) * coef(j) * kl[[i, j]])
@@ -457,12 +504,16 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             // Any other final map: its formula on a tape, as the top of the stack.
             let (mut t, x) = TheoryTape::new(&ctx, ks[depth].clone(), Trunk::Independent, true);
             t.set_input_gaussian(gaussian[depth]);
+            t.set_input_mean_fraction(mean_fraction[depth]);
             let out = fin.run(&mut t, x, &crate::stack::final_env(m));
             if let Some(e) = t.error() {
                 return Err(unsupported(m, e.refusal(), format!("the final map: {e}")));
             }
             let top = top_for(&|| t.kernel(out))?;
-            fix(t.backward(out, top).0)
+            // The loss gradient is isotropic (μ = 1).
+            let (g, _, mu) = t.backward(out, top, 1.0);
+            mu_top = mu;
+            fix(g)
         };
         let mut lg = 0.0;
         let mut renormalize = |gamma: &mut Array2<f64>, l: usize| -> Result<f64, TheoryError> {
@@ -480,13 +531,18 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             Ok(lg)
         };
         let mut scale = renormalize(&mut gamma, depth)?;
+        let mut mu = mu_top;
+        mus[depth] = Some(mu);
         for l in (1..=depth).rev() {
             let above = block_ctx((l + 1).min(depth), &omegas);
             let trunk = trunk_rule(m, &ctx, l, &above);
             let (mut t, x) = TheoryTape::new(&ctx, ks[l - 1].clone(), trunk, l == depth);
             t.set_input_gaussian(gaussian[l - 1]);
+            t.set_input_mean_fraction(mean_fraction[l - 1]);
             let out = m.def.block(&mut t, x, &block_ctx(l, &omegas));
-            let (gin, params) = t.backward(out, gamma);
+            let (gin, params, mu_in) = t.backward(out, gamma, mu);
+            mu = mu_in;
+            mus[l - 1] = Some(mu);
             for (name, v) in params {
                 if let (Some(j), Some(v)) = (names.iter().position(|&w| w == name), v) {
                     log10_param[j][l - 1] = Some(if v > 0.0 {
@@ -546,7 +602,7 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
         log10_param_grad.insert(*name, over(depth, 0, &|i| entry(i, false)));
         param_grad.insert(*name, over(depth, 0, &|i| entry(i, true)));
     }
-    Ok(RunResult {
+    let result = RunResult {
         source: Source::Theory,
         config: cfg.to_raw(),
         diverged: Vec::new(),
@@ -574,7 +630,12 @@ pub fn predict_with(cfg: &SimConfig, tweak: &dyn Fn(&mut Ctx)) -> Result<RunResu
             param_grad,
         },
         per_seed: None,
-    })
+    };
+    let fractions = MeanFractions {
+        value: mean_fraction,
+        gradient: mus,
+    };
+    Ok((result, fractions))
 }
 
 /// The expected loss: 0 for the projections (`E R = 0`); for `cross-entropy`

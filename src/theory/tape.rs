@@ -99,6 +99,18 @@ impl Sig {
         }
     }
 
+    /// `Σ_s D_s² ⊙ diag K_s`: the per-token second moments of [`Sig::kernel`].
+    fn diag_power(&self, sources: &[Array2<f64>]) -> Array1<f64> {
+        let n = sources[0].nrows();
+        let mut p = Array1::zeros(n);
+        for (s, d) in &self.0 {
+            for i in 0..n {
+                p[i] += d[i] * d[i] * sources[*s][[i, i]];
+            }
+        }
+        p
+    }
+
     /// `Σ_s (D_s D_sᵀ) ⊙ K_s`.
     fn kernel(&self, sources: &[Array2<f64>]) -> Array2<f64> {
         let n = sources[0].nrows();
@@ -126,6 +138,8 @@ enum TOp {
     Norm {
         x: usize,
         coef: Array1<f64>,
+        /// layernorm: the Jacobian also removes the gradient's feature mean.
+        centres: bool,
     },
     Attn {
         x: usize,
@@ -282,6 +296,8 @@ pub struct TheoryTape<'c> {
     /// one).
     gaussian: Vec<bool>,
     nodes: Vec<Sig>,
+    /// The feature-mean part of each node (same sources; [`TheoryTape::mean_fraction`]).
+    means: Vec<Sig>,
     ops: Vec<(TOp, usize)>,
     probe: Probe,
     /// How the gradients at the trunk norms relate to their outputs (§2.2, §2.10).
@@ -300,6 +316,7 @@ impl<'c> TheoryTape<'c> {
             sources: vec![k_in],
             gaussian: vec![true],
             nodes: vec![Sig::unit(0, n)],
+            means: vec![Sig::unit(0, n)],
             ops: Vec::new(),
             probe: Probe::default(),
             trunk,
@@ -310,10 +327,50 @@ impl<'c> TheoryTape<'c> {
     }
 
     fn push(&mut self, op: TOp, sig: Sig) -> usize {
+        // The value's feature-mean part: a layernorm's output has none, a sublayer's output
+        // (a fresh source) is isotropic, linear maps carry it.
+        let n = self.ctx.n;
+        let mean = match &op {
+            TOp::Norm { centres: true, .. } => Sig::default(),
+            TOp::Norm { x, coef, .. } => self.means[*x].scaled(coef),
+            TOp::Attn { .. } | TOp::Ffn { .. } => sig.clone(),
+            TOp::Scale { x, c } => self.means[*x].scaled(&Array1::from_elem(n, *c)),
+            TOp::Add { xs } => {
+                let mut m = Sig::default();
+                for &x in xs {
+                    m.plus(&self.means[x]);
+                }
+                m
+            }
+            TOp::Dyt { x, c, .. } => {
+                let mut m = self.means[*x].scaled(c);
+                m.plus(&Sig::unit(self.sources.len() - 1, n));
+                m
+            }
+        };
+        self.means.push(mean);
         self.nodes.push(sig);
         let out = self.nodes.len() - 1;
         self.ops.push((op, out));
         out
+    }
+
+    /// The block input's mean fraction `μ` (theory.md §2.2: its second moment along the
+    /// feature mean in units of an isotropic value's): 1 for the stack's Gaussian input and
+    /// what sublayers add, 0 after a layernorm. Default 1.
+    pub fn set_input_mean_fraction(&mut self, mu: f64) {
+        self.means[0] = Sig(vec![(0, Array1::from_elem(self.ctx.n, mu.max(0.0).sqrt()))]);
+    }
+
+    /// The mean fraction `μ` of `node`, over all tokens (0 for a zero value).
+    pub fn mean_fraction(&self, node: usize) -> f64 {
+        let all = self.nodes[node].diag_power(&self.sources).sum();
+        let along = self.means[node].diag_power(&self.sources).sum();
+        if all > 0.0 {
+            along / all
+        } else {
+            0.0
+        }
     }
 
     fn source(&mut self, k: Array2<f64>) -> Sig {
@@ -423,14 +480,30 @@ impl<'c> TheoryTape<'c> {
         c
     }
 
-    /// The gradient kernel at the block input from the kernel `gamma_out` at node `out`, and
-    /// the mean-field `E‖∂ℓ/∂W‖²` of each weight (names as [`crate::config::ModelConfig::weight_names`]).
-    pub fn backward(&self, out: usize, gamma_out: Array2<f64>) -> (Array2<f64>, ParamGrads) {
+    /// The gradient kernel at the block input from the kernel `gamma_out` at node `out`, the
+    /// mean-field `E‖∂ℓ/∂W‖²` of each weight (names as
+    /// [`crate::config::ModelConfig::weight_names`]), and the gradient's mean fraction `μ` at
+    /// the input from `mu_out` at the output.
+    ///
+    /// `μ = E(1·gᵢ)² / E‖gᵢ‖²` is the second moment of the gradient along the feature-mean
+    /// direction in units of an isotropic gradient's (theory.md §2.2): 1 for a gradient a
+    /// sublayer's weights produce, 0 after a layernorm, whose Jacobian removes that component
+    /// (a fraction `μ/d`). The tape follows it per source alongside the gradient.
+    pub fn backward(
+        &self,
+        out: usize,
+        gamma_out: Array2<f64>,
+        mu_out: f64,
+    ) -> (Array2<f64>, ParamGrads, f64) {
         let c = self.ctx;
         let n = c.n;
         let mut gsrc = vec![gamma_out];
         let mut grads: Vec<Option<Sig>> = vec![None; self.nodes.len()];
         grads[out] = Some(Sig::unit(0, n));
+        // The feature-mean components: the same sources, coefficients `D^u` with
+        // `E(1·gᵢ)² = Σ_s (D^u_{s,i})² K_s[i, i]`.
+        let mut means: Vec<Option<Sig>> = vec![None; self.nodes.len()];
+        means[out] = Some(Sig(vec![(0, Array1::from_elem(n, mu_out.max(0.0).sqrt()))]));
         let consumers = self.consumers();
         let mut params: ParamGrads = Vec::new();
         let add_grad = |grads: &mut Vec<Option<Sig>>, x: usize, s: Sig| match &mut grads[x] {
@@ -439,8 +512,9 @@ impl<'c> TheoryTape<'c> {
         };
         for (op, o) in self.ops.iter().rev() {
             let Some(g) = grads[*o].take() else { continue };
+            let u = means[*o].take().unwrap_or_default();
             match op {
-                TOp::Norm { x, coef } => {
+                TOp::Norm { x, coef, centres } => {
                     // The norm's Jacobian removes the gradient's component along its output,
                     // a fraction η/d (theory.md §2.2): η = 1 for a gradient independent of the
                     // output (into a sublayer; below a block that is not scale-invariant; the
@@ -465,11 +539,33 @@ impl<'c> TheoryTape<'c> {
                         0.0
                     };
                     let eta = c.perturb.eta(eta);
-                    let f = (1.0 - eta / c.d as f64).sqrt();
-                    add_grad(&mut grads, *x, g.scaled(&(coef * f)));
+                    let d = c.d as f64;
+                    let f = (1.0 - eta / d).sqrt();
+                    if *centres {
+                        // layernorm's Jacobian also removes the gradient's feature mean, a
+                        // fraction μᵢ/d, and divides by s² = q (1 − μ_xᵢ/d), μ_x the input's
+                        // mean fraction, where `coef` divides by q; what leaves has μ = 0.
+                        let ratio = |a: Array1<f64>, b: Array1<f64>| {
+                            Array1::from_shape_fn(n, |i| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 })
+                        };
+                        let mu = ratio(u.diag_power(&gsrc), g.diag_power(&gsrc));
+                        let mu_x = ratio(
+                            self.means[*x].diag_power(&self.sources),
+                            self.nodes[*x].diag_power(&self.sources),
+                        );
+                        let keep = Array1::from_shape_fn(n, |i| {
+                            let centring = (1.0 - mu[i] / d) / (1.0 - mu_x[i] / d);
+                            coef[i] * f * centring.max(0.0).sqrt()
+                        });
+                        add_grad(&mut grads, *x, g.scaled(&keep));
+                    } else {
+                        add_grad(&mut grads, *x, g.scaled(&(coef * f)));
+                        add_grad(&mut means, *x, u.scaled(&(coef * f)));
+                    }
                 }
                 TOp::Scale { x, c: s } => {
                     add_grad(&mut grads, *x, g.scaled(&Array1::from_elem(n, *s)));
+                    add_grad(&mut means, *x, u.scaled(&Array1::from_elem(n, *s)));
                 }
                 TOp::Dyt { x, c: lin, slopes } => {
                     // ∂ℓ/∂x = φ'(x) ⊙ g with g independent of x: the mean slope c_i times g,
@@ -479,16 +575,20 @@ impl<'c> TheoryTape<'c> {
                         gy[[i, j]] * (slopes[[i, j]] - lin[i] * lin[j])
                     });
                     add_grad(&mut grads, *x, g.scaled(lin));
+                    add_grad(&mut means, *x, u.scaled(lin));
                     gsrc.push(if c.exchangeable {
                         exchangeable(&resid)
                     } else {
                         resid
                     });
+                    // The uncorrelated part is a new source, isotropic (μ = 1).
                     add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
+                    add_grad(&mut means, *x, Sig::unit(gsrc.len() - 1, n));
                 }
                 TOp::Add { xs } => {
                     for &x in xs {
                         add_grad(&mut grads, x, g.clone());
+                        add_grad(&mut means, x, u.clone());
                     }
                 }
                 TOp::Attn { x, k_in } | TOp::Ffn { x, k_in, .. } => {
@@ -522,16 +622,24 @@ impl<'c> TheoryTape<'c> {
                     } else {
                         gin
                     });
+                    // Through fresh zero-mean weights: isotropic (μ = 1).
                     add_grad(&mut grads, *x, Sig::unit(gsrc.len() - 1, n));
+                    add_grad(&mut means, *x, Sig::unit(gsrc.len() - 1, n));
                 }
             }
         }
-        let gx = grads[0]
-            .take()
-            .map_or_else(|| Array2::zeros((n, n)), |g| g.kernel(&gsrc));
+        let (gx, mu) = match grads[0].take() {
+            Some(g) => {
+                let total = g.diag_power(&gsrc).sum();
+                let along = means[0].take().map_or(0.0, |u| u.diag_power(&gsrc).sum());
+                let mu = if total > 0.0 { along / total } else { 0.0 };
+                (g.kernel(&gsrc), mu)
+            }
+            None => (Array2::zeros((n, n)), 0.0),
+        };
         // Parameters were visited top-down; report them in the simulation's order.
         params.sort_by_key(|(name, _)| name.index());
-        (gx, params)
+        (gx, params, mu)
     }
 
     fn gains(&self) -> logits::Gains {
@@ -726,7 +834,8 @@ impl TheoryTape<'_> {
             gain * f.sqrt() / (f * k[[i, i]] + EPS).sqrt()
         });
         let sig = self.nodes[x].scaled(&coef);
-        self.push(TOp::Norm { x, coef }, sig)
+        let centres = norm == Norm::Layernorm;
+        self.push(TOp::Norm { x, coef, centres }, sig)
     }
 
     /// `γ · tanh(α₀ x)` (theory.md §2.7): by Stein's lemma the output is `c ⊙ x`,
@@ -781,7 +890,8 @@ impl BlockOps for TheoryTape<'_> {
                 let coef =
                     Array1::from_shape_fn(self.ctx.n, |i| gain / (d * k[[i, i]] + L2_EPS).sqrt());
                 let sig = self.nodes[x].scaled(&coef);
-                self.push(TOp::Norm { x, coef }, sig)
+                let centres = false;
+                self.push(TOp::Norm { x, coef, centres }, sig)
             }
             None => self.dyt(x, gain),
         }
