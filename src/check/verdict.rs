@@ -609,6 +609,39 @@ mod tests {
         )
     }
 
+    /// The edges of each relation's allowance (all values exact in binary).
+    #[test]
+    fn edges_of_the_allowance() {
+        use Burden::*;
+        use Expect::*;
+        use Relation::*;
+        // ≥ shown through the allowance alone: m − h = 0.875 ≥ p − b = 0.75 (not ≥ p + b).
+        assert_eq!(
+            status(1.0, 0.125, AtLeast, 1.0, 0.25, Demonstrated, Holds),
+            Status::Pass
+        );
+        // ≠ needs |m − p| beyond h + b strictly: a tie, or a gap between h − b and h + b,
+        // does not show the difference.
+        for m in [1.5, 1.375] {
+            assert_eq!(
+                status(m, 0.25, Differs, 1.0, 0.25, Demonstrated, Deviates),
+                Status::KnownDeviation,
+                "m = {m}"
+            );
+        }
+        // An exact value at the edge of its allowance is not refuted: p = 1, not 0.
+        let v = Verdict::judge(
+            claim(),
+            Estimate::exact(1.25),
+            AtMost,
+            1.0,
+            Allowance::new(0.25, ""),
+            NotRefuted,
+            Holds,
+        );
+        assert_eq!((v.status, v.p), (Status::Pass, Some(1.0)));
+    }
+
     #[test]
     fn p_of_a_known_excess() {
         // Two seeds: Student-t with one degree of freedom is Cauchy, T(1) = 3/4 exactly, so
