@@ -16,9 +16,15 @@
 //! cargo run --release --example eta -- span 64 128 16 32
 //! cargo run --release --example eta -- post 16 128 16 32
 //! ```
-//! Arguments: placement (`post` or `span`), depth, width, tokens, seeds (zero-query attention,
-//! rmsnorm, `f64`). The top boundary's gradient comes from the loss (`η ≈ 1`).
+//! Arguments: placement (`post` or `span`), depth, width, tokens, seeds, and optionally the
+//! attention: `zero-query` (the default: uniform, bidirectional, what the derivation covers),
+//! `causal` (zero-query under the causal mask), `softmax` (fan-in weights, bidirectional) or
+//! `causal-softmax`; rmsnorm, `f64`. For the last three the derived column is the
+//! bidirectional zero-query formula at the measured `ρ`, `κ`, a yardstick only (theory.md
+//! §2.10: the prediction keeps `η = 0` there). The top boundary's gradient comes from the loss
+//! (`η ≈ 1`).
 
+use spannorm::attention::Mask;
 use spannorm::config::SimConfig;
 use spannorm::init::Init;
 use spannorm::metrics::RadialRecorder;
@@ -29,10 +35,25 @@ use spannorm::theory::eta;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: eta PLACEMENT DEPTH WIDTH TOKENS SEEDS";
-    let [placement, depth, width, tokens, seeds] = args.as_slice() else {
-        eprintln!("{usage}");
-        std::process::exit(2);
+    let usage =
+        "usage: eta PLACEMENT DEPTH WIDTH TOKENS SEEDS [zero-query|causal|softmax|causal-softmax]";
+    let (placement, depth, width, tokens, seeds, attention) = match args.as_slice() {
+        [p, l, d, n, s] => (p, l, d, n, s, "zero-query"),
+        [p, l, d, n, s, a] => (p, l, d, n, s, a.as_str()),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    let (mask, init) = match attention {
+        "zero-query" => (Mask::Bidirectional, Init::ZeroQuery),
+        "causal" => (Mask::Causal, Init::ZeroQuery),
+        "softmax" => (Mask::Bidirectional, Init::FanIn),
+        "causal-softmax" => (Mask::Causal, Init::FanIn),
+        other => {
+            eprintln!("{usage} (unknown attention: {other})");
+            std::process::exit(2)
+        }
     };
     let number = |s: &str| -> usize {
         s.parse().unwrap_or_else(|_| {
@@ -57,7 +78,8 @@ fn main() {
         .tokens(tokens)
         .heads(1)
         .seeds(seeds)
-        .init(Init::ZeroQuery)
+        .init(init)
+        .mask(mask)
         .norm(Norm::Rmsnorm)
         .build()
         .unwrap_or_else(|e| {
@@ -82,7 +104,9 @@ fn main() {
         }
     }
     let k = seeds as f64;
-    println!("{placement} L={depth} d={width} n={tokens}, {seeds} seeds, α² = {alpha2:.5}");
+    println!(
+        "{placement} L={depth} d={width} n={tokens}, {attention}, {seeds} seeds, α² = {alpha2:.5}"
+    );
     println!("   l      ρ_l      κ_l    η_l measured (± se)    derived   leading order");
     for (l, &(r, c, e, e2)) in sums.iter().enumerate() {
         let (rho, kappa, measured) = (r / k, c / k, e / k);

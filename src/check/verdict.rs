@@ -775,6 +775,12 @@ mod tests {
         }
         let fails: Vec<bool> = v.iter().map(Verdict::fails_run).collect();
         assert_eq!(fails, [true, false, true, false, true]);
+        // A Holm p of exactly α keeps the claim: the run fails below α only.
+        let mut edge = row(None, Status::Fail);
+        edge.holm_p = Some(ALPHA);
+        assert!(!edge.fails_run());
+        edge.holm_p = Some(ALPHA - 1e-12);
+        assert!(edge.fails_run());
         // Capped at 1.
         let mut big = vec![row(Some(0.6), Status::Pass), row(Some(0.9), Status::Pass)];
         holm(&mut big);

@@ -225,17 +225,19 @@ fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
 
 /// The trunk rule of block `l` ([`Trunk`]) below the block of context `above`: orthogonal
 /// trunk gradients where [`trunk_normalized`], with the derived `η` at the block output where
-/// the block above mixes tokens through zero-query bidirectional attention whose power its
-/// formula gives (theory.md §2.10; not for a declared rule, nor the top block). `above` is
+/// the block above mixes tokens through bidirectional attention whose power its formula gives
+/// (theory.md §2.10: exact for zero-query attention, an approximation for softmax; not under
+/// the causal mask, for a declared rule, nor the top block). `above` is
 /// block `l + 1`'s context as the prediction profiles it (Admin's `ω`).
 pub fn trunk_rule(m: &ModelConfig, ctx: &Ctx, l: usize, above: &BlockCtx) -> Trunk {
     if !trunk_normalized(m, l) {
         return Trunk::Independent;
     }
-    let derived = ctx.zero_query
-        && ctx.exchangeable
-        && l < m.depth
-        && !m.def.declares_orthogonal_trunk_gradients();
+    // Bidirectional attention only: the derivation is exact for zero-query attention, and for
+    // softmax at init (logit variance ≤ 1) the same formula is an approximation that the
+    // measurement favours over η = 0 at every boundary (theory.md §2.10); under the causal mask
+    // η = 0 is closer in the bulk.
+    let derived = ctx.exchangeable && l < m.depth && !m.def.declares_orthogonal_trunk_gradients();
     match derived
         .then(|| eta::attention_power(&m.def, above))
         .flatten()

@@ -265,13 +265,15 @@ pub enum Trunk {
     /// block's output.
     Independent,
     /// Orthogonal to every token (`η = 0`): the block above is scale-invariant and either
-    /// acts per token or mixes tokens in a way §2.10 does not derive (softmax, the causal
-    /// mask); there `η = 0` is the Euler identity's global form read per token.
+    /// acts per token or mixes tokens in a way §2.10 does not derive (the causal mask, where
+    /// the measured `η` is small in the bulk); there `η = 0` is the Euler identity's global
+    /// form read per token.
     Orthogonal,
-    /// The block above mixes tokens through zero-query bidirectional attention of power `b`
-    /// relative to its residual ([`super::eta::attention_power`] times `g_v g_o`): the block
-    /// output's `η` is [`super::eta::block_output`] of the boundary's token correlation and
-    /// its gradient's; norms inside the block keep `η = 0`.
+    /// The block above mixes tokens through bidirectional attention of power `b` relative to
+    /// its residual ([`super::eta::attention_power`] times `g_v g_o`): the block output's `η`
+    /// is [`super::eta::block_output`] of the boundary's token correlation and its
+    /// gradient's (exact for zero-query attention, an approximation for softmax); norms
+    /// inside the block keep `η = 0`.
     Mixing {
         /// The next block's attention power relative to its residual.
         b: f64,
@@ -520,7 +522,7 @@ impl<'c> TheoryTape<'c> {
                     // output (into a sublayer; below a block that is not scale-invariant; the
                     // top block's output), η = 0 for one orthogonal to every token (trunk
                     // norms inside a trunk-normalized block), and at such a block's output
-                    // below zero-query attention the derived η of §2.10.
+                    // below bidirectional attention the derived η of §2.10.
                     let block_output = consumers[*o].is_empty();
                     let into_sublayers = !block_output
                         && consumers[*o]
