@@ -126,6 +126,16 @@ mod tests {
         acc * h * h
     }
 
+    /// A unit of zero variance is 0: its kernel with any other unit is 0, not 0/0.
+    #[test]
+    fn a_zero_variance_unit_has_a_zero_kernel() {
+        for p in [Phi::Relu, Phi::Gelu, Phi::Silu, Phi::Tanh] {
+            for (qi, qj) in [(0.0, 1.0), (1.0, 0.0), (0.0, 0.0)] {
+                assert_eq!(forward(p, qi, qj, 0.0), 0.0, "{p:?} {qi} {qj}");
+            }
+        }
+    }
+
     #[test]
     fn relu_closed_form_matches_quadrature() {
         for &(qi, qj, r) in &[(1.0f64, 1.0f64, 0.2f64), (2.0, 0.5, -0.6), (1.0, 3.0, 0.95)] {
@@ -137,6 +147,9 @@ mod tests {
             let quad = brute(qi, qj, r, |u| f64::from(u > 0.0));
             assert!((exact - quad).abs() < 2e-3, "{exact} {quad}");
         }
+        // At cos θ = 1/2: θ = π/3, E 1{u>0} 1{v>0} = (π − π/3)/(2π) = 1/3 exactly (the
+        // closed form; Gauss–Hermite, used below variance 1, only approaches it).
+        assert!((backward(Phi::Relu, 0.5, 0.5, 0.25) - 1.0 / 3.0).abs() < 1e-15);
         // Diagonal: E relu(u)² = Q/2, E 1{u>0} = 1/2.
         assert!((forward(Phi::Relu, 3.0, 3.0, 3.0) - 1.5).abs() < 1e-15);
         assert!((backward(Phi::Relu, 3.0, 3.0, 3.0) - 0.5).abs() < 1e-15);
