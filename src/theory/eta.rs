@@ -63,8 +63,8 @@ pub fn leading_order(rho: f64, kappa: f64, n: usize, b: f64) -> f64 {
 
 /// The power `p/w²` that a block's attention adds to its residual before the block's first
 /// norm, in units of `g_v g_o`: `b = g_v g_o · attention_power(…)` in [`block_output`]. Read
-/// off the block's formula by running it on [`Mixing`], so every placement gets it from the
-/// same definition that simulates it: `post` gives `α²`, `span` `α²` (its feed-forward
+/// off the block's formula by running it on an abstract tape, so every placement gets it from
+/// the same definition that simulates it: `post` gives `α²`, `span` `α²` (its feed-forward
 /// network acts per token on `x + α A(x)`), `deepnorm` `α²/w²` (and `β⁴` in the gains),
 /// `admin` `α²/ω²`. `None` where the block's first norm does not see `w x + α A(x)` (plus
 /// per-token terms of it): a norm on `x` alone, attention of a mixed value, DyT.

@@ -224,11 +224,11 @@ fn trunk_normalized(m: &ModelConfig, l: usize) -> bool {
 }
 
 /// The trunk rule of block `l` ([`Trunk`]) below the block of context `above`: orthogonal
-/// trunk gradients where [`trunk_normalized`], with the derived `η` at the block output where
-/// the block above mixes tokens through bidirectional attention whose power its formula gives
-/// (theory.md §2.10: exact for zero-query attention, an approximation for softmax; not under
-/// the causal mask, for a declared rule, nor the top block). `above` is
-/// block `l + 1`'s context as the prediction profiles it (Admin's `ω`).
+/// trunk gradients where the block above is scale-invariant (theory.md §2.2), with the
+/// derived `η` at the block output where the block above mixes tokens through bidirectional
+/// attention whose power its formula gives (§2.10: exact for zero-query attention, an
+/// approximation for softmax; not under the causal mask, for a declared rule, nor the top
+/// block). `above` is block `l + 1`'s context as the prediction profiles it (Admin's `ω`).
 pub fn trunk_rule(m: &ModelConfig, ctx: &Ctx, l: usize, above: &BlockCtx) -> Trunk {
     if !trunk_normalized(m, l) {
         return Trunk::Independent;
