@@ -353,11 +353,11 @@ pub fn radial(x: &Array2<f64>, g: &Array2<f64>) -> Radial {
     let (mut along, mut total, mut mean) = (0.0, 0.0, 0.0);
     let (mut x_total, mut x_mean) = (0.0, 0.0);
     for (xi, gi) in x.rows().into_iter().zip(g.rows()) {
-        let c = xi.dot(&gi) / xi.dot(&xi).sqrt();
-        along += c * c;
+        let (xx, xg) = (xi.dot(&xi), xi.dot(&gi));
+        along += xg * xg / xx;
         total += gi.dot(&gi);
         mean += gi.sum().powi(2);
-        x_total += xi.dot(&xi);
+        x_total += xx;
         x_mean += xi.sum().powi(2);
     }
     let sum = g.sum_axis(Axis(0));

@@ -49,6 +49,25 @@ fn mean_se(s: &Series, i: usize) -> (f64, f64) {
     (s.mean[i].unwrap(), half / spannorm::summary::t975(SEEDS))
 }
 
+/// The radial part (`η`, `μ`, `μ_x`, ρ, κ) of every boundary of seed `seed` of `c` (`f64`,
+/// recomputing stack).
+fn radial_rows(c: &SimConfig, seed: u64) -> Vec<spannorm::metrics::Radial> {
+    use spannorm::stack::{self, Memory};
+    let m = c.model();
+    let mut obs = spannorm::metrics::RadialRecorder::default();
+    let inputs = stack::inputs::<f64>(m, c.seed(), seed);
+    let weights = |l| stack::block_weights(m, c.seed(), seed, l);
+    stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();
+    obs.rows.into_iter().map(Option::unwrap).collect()
+}
+
+/// The seed mean of per-seed `gaps` and what it may be: the 95% t half-width
+/// (`summary::mean_ci`) plus `bias`.
+fn gap_and_tolerance(gaps: &[f64], bias: f64) -> (f64, f64) {
+    let (mean, half) = spannorm::summary::mean_ci(gaps).unwrap();
+    (mean, half.unwrap() + bias)
+}
+
 /// What the seed mean of `log10 grad` is compared with, and the bias allowance: the
 /// prediction `p0` (½ log10 E G) less the log-normal correction `ln 10 · s²` (theory.md
 /// §5.5), and `2·m/d` in `ln G` for `m` norms and sublayers above.
@@ -332,7 +351,6 @@ fn mixture_of_experts_gains_match_simulation_at_two_widths() {
 #[test]
 fn trunk_eta_matches_simulation_at_two_widths() {
     use spannorm::check::tol::{self, Kind};
-    use spannorm::stack::{self, Memory};
     use spannorm::theory::eta::{block_output, leading_order};
     let (depth, n) = (8, 8);
     for (placement, width) in [("post", 64), ("post", 256), ("span", 64), ("span", 256)] {
@@ -343,18 +361,12 @@ fn trunk_eta_matches_simulation_at_two_widths() {
             r.heads = Some(1);
             r.norm = Some("rmsnorm".parse().unwrap());
         });
-        let m = c.model();
-        let b = m.scale().alpha(1, depth).powi(2);
+        let b = c.model().scale().alpha(1, depth).powi(2);
         // Per seed: layer means of (measured, derived, small-α form).
         let mut per_seed = Vec::new();
         for seed in 0..SEEDS as u64 {
-            let mut obs = spannorm::metrics::RadialRecorder::default();
-            let inputs = stack::inputs::<f64>(m, c.seed(), seed);
-            let weights = |l| stack::block_weights(m, c.seed(), seed, l);
-            stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();
             let (mut meas, mut der, mut lead) = (0.0, 0.0, 0.0);
-            for row in &obs.rows[1..depth] {
-                let r = row.unwrap();
+            for r in &radial_rows(&c, seed)[1..depth] {
                 meas += r.eta;
                 der += block_output(r.rho, r.kappa, n, b);
                 lead += leading_order(r.rho, r.kappa, n, b);
@@ -365,11 +377,7 @@ fn trunk_eta_matches_simulation_at_two_widths() {
         let judge = |pred: &dyn Fn(&(f64, f64, f64)) -> f64| {
             let gaps: Vec<f64> = per_seed.iter().map(|s| s.0 - pred(s)).collect();
             let p = per_seed.iter().map(pred).sum::<f64>() / SEEDS as f64;
-            let mean = gaps.iter().sum::<f64>() / SEEDS as f64;
-            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (SEEDS - 1) as f64;
-            let tol = spannorm::summary::t975(SEEDS) * (var / SEEDS as f64).sqrt()
-                + tol::bias(Kind::Relative, 1.0, width, p);
-            (mean, tol)
+            gap_and_tolerance(&gaps, tol::bias(Kind::Relative, 1.0, width, p))
         };
         let (gap, tol) = judge(&|s| s.1);
         assert!(
@@ -485,7 +493,7 @@ fn the_tape_applies_the_derived_eta_at_block_outputs() {
 
 /// The gradient's mean fraction `μ_l` (theory.md §2.2: its second moment along the feature
 /// mean, in units of an isotropic gradient's; a layernorm's Jacobian removes `μ/d`) against
-/// `theory::gradient_mean_fraction`, layernorm, at d = 64 and 256 (n = 8, L = 8, zero-query,
+/// `theory::mean_fractions`, layernorm, at d = 64 and 256 (n = 8, L = 8, zero-query,
 /// 64 seeds). Per seed, the mean over boundaries of `μ_measured − μ_predicted`; its seed
 /// mean must lie within the t interval plus the `O(1/d)` relative bias of one norm
 /// (`check::tol`) and 1e-12 of rounding. `pre` has `μ = 0` exactly (every path to a boundary
@@ -494,7 +502,6 @@ fn the_tape_applies_the_derived_eta_at_block_outputs() {
 #[test]
 fn gradient_mean_fraction_matches_simulation_at_two_widths() {
     use spannorm::check::tol::{self, Kind};
-    use spannorm::stack::{self, Memory};
     // μ of one token is one squared projection of its gradient: noisy, so 64 seeds.
     let (depth, n, seeds) = (8, 8, 64);
     for placement in ["post", "span", "pre"] {
@@ -505,31 +512,21 @@ fn gradient_mean_fraction_matches_simulation_at_two_widths() {
                 r.depth = Some(depth);
                 r.heads = Some(2);
             });
-            let m = c.model();
             let pred = spannorm::theory::mean_fractions(&c).unwrap();
             let layer_mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
             let grad_pred: Vec<f64> = pred.gradient.iter().map(|m| m.unwrap()).collect();
             let (pred_g, pred_x) = (layer_mean(&grad_pred), layer_mean(&pred.value));
-            let mut per_seed = Vec::new();
-            for seed in 0..seeds as u64 {
-                let mut obs = spannorm::metrics::RadialRecorder::default();
-                let inputs = stack::inputs::<f64>(m, c.seed(), seed);
-                let weights = |l| stack::block_weights(m, c.seed(), seed, l);
-                stack::run(m, weights, inputs, &mut obs, Memory::Recompute).unwrap();
-                let rows: Vec<_> = obs.rows.iter().map(|r| r.unwrap()).collect();
-                let mu: f64 = rows.iter().map(|r| r.mu).sum();
-                let mu_x: f64 = rows.iter().map(|r| r.mu_x).sum();
-                per_seed.push((mu / (depth + 1) as f64, mu_x / (depth + 1) as f64));
-            }
+            let per_seed: Vec<(f64, f64)> = (0..seeds as u64)
+                .map(|seed| {
+                    let rows = radial_rows(&c, seed);
+                    let mu: Vec<f64> = rows.iter().map(|r| r.mu).collect();
+                    let mu_x: Vec<f64> = rows.iter().map(|r| r.mu_x).collect();
+                    (layer_mean(&mu), layer_mean(&mu_x))
+                })
+                .collect();
             let judge = |p: f64, which: fn(&(f64, f64)) -> f64| {
                 let gaps: Vec<f64> = per_seed.iter().map(|s| which(s) - p).collect();
-                let k = seeds as f64;
-                let mean = gaps.iter().sum::<f64>() / k;
-                let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (k - 1.0);
-                let tol = spannorm::summary::t975(seeds) * (var / k).sqrt()
-                    + tol::bias(Kind::Relative, 1.0, width, p)
-                    + 1e-12;
-                (mean, tol)
+                gap_and_tolerance(&gaps, tol::bias(Kind::Relative, 1.0, width, p) + 1e-12)
             };
             type Pick = fn(&(f64, f64)) -> f64;
             let (grad, value): (Pick, Pick) = (|s| s.0, |s| s.1);

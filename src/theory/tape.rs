@@ -86,6 +86,11 @@ impl Sig {
         Sig(vec![(source, Array1::ones(n))])
     }
 
+    /// The feature-mean part of [`Sig::unit`]`(source, n)` when its mean fraction is `mu`.
+    fn mean_part(source: usize, n: usize, mu: f64) -> Sig {
+        Sig(vec![(source, Array1::from_elem(n, mu.max(0.0).sqrt()))])
+    }
+
     fn scaled(&self, c: &Array1<f64>) -> Sig {
         Sig(self.0.iter().map(|(s, d)| (*s, d * c)).collect())
     }
@@ -280,14 +285,29 @@ pub enum Trunk {
     },
 }
 
-/// The mean off-diagonal entry of `k` over its mean diagonal entry (0 for one token).
+/// The token correlation `ρ` of [`q_rho`] (0 for one token, which has no pair).
 fn correlation(k: &Array2<f64>) -> f64 {
-    let n = k.nrows();
-    if n < 2 {
+    if k.nrows() < 2 {
         return 0.0;
     }
-    let diag = k.diag().sum();
-    (k.sum() - diag) / (n - 1) as f64 / diag
+    q_rho(k).1
+}
+
+/// Per token, the second moment of `part` over that of `whole` (0 where `whole` has none):
+/// the feature-mean fraction `μ` when `part` is `whole`'s feature-mean part.
+fn fraction(part: &Sig, whole: &Sig, sources: &[Array2<f64>]) -> Array1<f64> {
+    let (a, b) = (part.diag_power(sources), whole.diag_power(sources));
+    Array1::from_shape_fn(b.len(), |i| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 })
+}
+
+/// [`fraction`] over all tokens at once.
+fn total_fraction(part: &Sig, whole: &Sig, sources: &[Array2<f64>]) -> f64 {
+    let b = whole.diag_power(sources).sum();
+    if b > 0.0 {
+        part.diag_power(sources).sum() / b
+    } else {
+        0.0
+    }
 }
 
 /// One block's mean-field forward pass, recorded for its backward pass.
@@ -361,18 +381,12 @@ impl<'c> TheoryTape<'c> {
     /// feature mean in units of an isotropic value's): 1 for the stack's Gaussian input and
     /// what sublayers add, 0 after a layernorm. Default 1.
     pub fn set_input_mean_fraction(&mut self, mu: f64) {
-        self.means[0] = Sig(vec![(0, Array1::from_elem(self.ctx.n, mu.max(0.0).sqrt()))]);
+        self.means[0] = Sig::mean_part(0, self.ctx.n, mu);
     }
 
     /// The mean fraction `μ` of `node`, over all tokens (0 for a zero value).
     pub fn mean_fraction(&self, node: usize) -> f64 {
-        let all = self.nodes[node].diag_power(&self.sources).sum();
-        let along = self.means[node].diag_power(&self.sources).sum();
-        if all > 0.0 {
-            along / all
-        } else {
-            0.0
-        }
+        total_fraction(&self.means[node], &self.nodes[node], &self.sources)
     }
 
     fn source(&mut self, k: Array2<f64>) -> Sig {
@@ -505,7 +519,7 @@ impl<'c> TheoryTape<'c> {
         // The feature-mean components: the same sources, coefficients `D^u` with
         // `E(1·gᵢ)² = Σ_s (D^u_{s,i})² K_s[i, i]`.
         let mut means: Vec<Option<Sig>> = vec![None; self.nodes.len()];
-        means[out] = Some(Sig(vec![(0, Array1::from_elem(n, mu_out.max(0.0).sqrt()))]));
+        means[out] = Some(Sig::mean_part(0, n, mu_out));
         let consumers = self.consumers();
         let mut params: ParamGrads = Vec::new();
         let add_grad = |grads: &mut Vec<Option<Sig>>, x: usize, s: Sig| match &mut grads[x] {
@@ -547,14 +561,8 @@ impl<'c> TheoryTape<'c> {
                         // layernorm's Jacobian also removes the gradient's feature mean, a
                         // fraction μᵢ/d, and divides by s² = q (1 − μ_xᵢ/d), μ_x the input's
                         // mean fraction, where `coef` divides by q; what leaves has μ = 0.
-                        let ratio = |a: Array1<f64>, b: Array1<f64>| {
-                            Array1::from_shape_fn(n, |i| if b[i] > 0.0 { a[i] / b[i] } else { 0.0 })
-                        };
-                        let mu = ratio(u.diag_power(&gsrc), g.diag_power(&gsrc));
-                        let mu_x = ratio(
-                            self.means[*x].diag_power(&self.sources),
-                            self.nodes[*x].diag_power(&self.sources),
-                        );
+                        let mu = fraction(&u, &g, &gsrc);
+                        let mu_x = fraction(&self.means[*x], &self.nodes[*x], &self.sources);
                         let keep = Array1::from_shape_fn(n, |i| {
                             let centring = (1.0 - mu[i] / d) / (1.0 - mu_x[i] / d);
                             coef[i] * f * centring.max(0.0).sqrt()
@@ -632,10 +640,8 @@ impl<'c> TheoryTape<'c> {
         }
         let (gx, mu) = match grads[0].take() {
             Some(g) => {
-                let total = g.diag_power(&gsrc).sum();
-                let along = means[0].take().map_or(0.0, |u| u.diag_power(&gsrc).sum());
-                let mu = if total > 0.0 { along / total } else { 0.0 };
-                (g.kernel(&gsrc), mu)
+                let u = means[0].take().unwrap_or_default();
+                (g.kernel(&gsrc), total_fraction(&u, &g, &gsrc))
             }
             None => (Array2::zeros((n, n)), 0.0),
         };
